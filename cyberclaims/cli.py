@@ -1,0 +1,109 @@
+"""The `cyberclaims` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import click
+
+from cyberclaims import settings
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """Sector cyber-insurance claims warehouse: sample data, ingestion, publication."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--insureds", type=int, default=None, help="Number of insured companies (default 3000).")
+@click.option("--target-rows", type=int, default=None, help="Aim for about this many claim-valuation rows instead.")
+@click.option("--seed", type=int, default=20240101, show_default=True)
+@click.option("--first-month", default="2022-01", show_default=True)
+@click.option("--last-month", default="2025-12", show_default=True, help="Data cut-off (last valuation month).")
+@click.option("--defect-rate", type=float, default=0.004, show_default=True, help="Share of rows per injected row defect.")
+@click.option("--no-file-defects", is_flag=True, help="Do not inject resubmitted, truncated, odd-column or unknown files.")
+def generate(insureds, target_rows, seed, first_month, last_month, defect_rate, no_file_defects) -> None:
+    """Write sample submissions of five insurers to data/landing and their truth to data/truth."""
+    from cyberclaims.sample.generate import generate_sample
+    from cyberclaims.sample.market import MarketParams, params_for_target_rows
+    from cyberclaims.sample.render import DefectRates
+
+    if target_rows:
+        params = params_for_target_rows(target_rows, seed=seed, first_month=first_month, last_month=last_month)
+    else:
+        params = MarketParams(seed=seed, n_insureds=insureds or 3000, first_month=first_month, last_month=last_month)
+    rates = DefectRates(*([defect_rate] * 6), file_defects=not no_file_defects)
+    data_dir = settings.paths().data_dir
+    started = time.perf_counter()
+    summary = generate_sample(data_dir, params, rates, progress=lambda m: click.echo(f"  … {m}"))
+    click.echo(f"Sample written to {data_dir / 'landing'} in {time.perf_counter() - started:.1f}s "
+               f"({params.n_insureds} insureds, {params.first_month}..{params.last_month}, seed {params.seed})")
+    for rt, info in summary["record_types"].items():
+        click.echo(f"  {rt:16s} delivered {info['delivered']:>10,}  with defects {sum(info['defects'].values()):>7,}")
+    click.echo(f"  files: {summary['files']}")
+    click.echo(f"  expected quarantine reasons: {summary['expected_quarantine_reasons']}")
+
+
+@main.command()
+@click.option("--job", "job_name", default="monthly_cycle", show_default=True, help="Dagster job to run.")
+def run(job_name: str) -> None:
+    """Run the whole cycle through Dagster, in process (the run shows in the Dagster UI)."""
+    settings.ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False)
+    click.echo(f"Run {result.run_id} of job '{job_name}': {'SUCCESS' if result.success else 'FAILURE'} "
+               f"in {time.perf_counter() - started:.1f}s")
+    _print_status()
+    sys.exit(0 if result.success else 1)
+
+
+@main.command()
+def status() -> None:
+    """Summarize the warehouse: rows per table, submissions by status, quarantine by reason."""
+    _print_status()
+
+
+def _print_status() -> None:
+    from ingestion import warehouse
+
+    path = settings.paths().warehouse
+    if not path.exists():
+        click.echo(f"No warehouse yet at {path}")
+        return
+    with warehouse.connect(path, read_only=True) as con:
+        click.echo(f"Warehouse {path}")
+        for table, n in warehouse.table_counts(con).items():
+            click.echo(f"  raw.{table:18s} {n:>12,}")
+        click.echo("  submissions by insurer and status:")
+        for insurer, status, n in con.execute(
+            "SELECT insurer_id, status, count(*) FROM raw.submissions GROUP BY ALL ORDER BY ALL"
+        ).fetchall():
+            click.echo(f"    {insurer:16s} {status:9s} {n:>6}")
+        click.echo("  quarantined rows by reason:")
+        for reason, n in con.execute(
+            "SELECT reason, count(*) FROM (SELECT unnest(reason_codes) AS reason FROM raw.quarantine) GROUP BY ALL ORDER BY ALL"
+        ).fetchall():
+            click.echo(f"    {reason:18s} {n:>8,}")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Open the Dagster UI on this installation's runs (http://127.0.0.1:PORT)."""
+    home = settings.ensure_dagster_home()
+    click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
+    os.execvp("dagster", ["dagster", "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
+
+
+if __name__ == "__main__":
+    main()

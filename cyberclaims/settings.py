@@ -1,0 +1,62 @@
+"""Where things live. Read when asked (never at import), so tests can point them elsewhere.
+
+One environment variable names the warehouse file for Dagster and dbt alike
+(CYBERCLAIMS_DUCKDB); CYBERCLAIMS_DATA_DIR moves the whole data zone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def truth(self) -> Path:
+        return self.data_dir / "truth"
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(os.environ.get("CYBERCLAIMS_DUCKDB") or self.data_dir / "warehouse" / "cyberclaims.duckdb")
+
+    @property
+    def demo_key_file(self) -> Path:
+        return self.data_dir / "secrets" / "hmac.key"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster_home")
+
+
+def paths() -> Paths:
+    return Paths(Path(os.environ.get("CYBERCLAIMS_DATA_DIR") or PROJECT_ROOT / "data").resolve())
+
+
+DAGSTER_YAML = """\
+# Written by cyberclaims: one DuckDB writer at a time across all runs.
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home() -> Path:
+    home = paths().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home

@@ -1,0 +1,1 @@
+"""Ingestion: per-insurer layouts mapped into the canonical record contract."""

@@ -1,0 +1,147 @@
+"""Ingest an insurer's landing folder: discover files, hash, read, map, load or reject.
+
+Each file is one submission identified by the SHA-256 of its bytes, so the same content
+delivered twice under any name loads once. A file is processed whole inside one
+transaction; a file that cannot be read is rejected with its error, and the rest of the
+landing zone still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ingestion import warehouse
+from ingestion.config import InsurerConfig
+from ingestion.mapping import LayoutMismatch, MappedBatch, map_frame
+from ingestion.pseudonymize import Pseudonymizer
+from ingestion.readers import UnreadableFile, read_source
+from ingestion.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+_HASH_CHUNK = 1 << 20
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def landing_files(landing_dir: Path, insurer_id: str) -> list[Path]:
+    """Every delivered file of an insurer, in delivery-name order (partial uploads excluded)."""
+    folder = landing_dir / insurer_id
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+@dataclass
+class FileOutcome:
+    source_file: str
+    submission_id: str
+    status: str  # loaded | rejected | already_loaded | already_rejected
+    rows_delivered: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestSummary:
+    insurer_id: str
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(o.rows_loaded for o in self.outcomes)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(o.rows_quarantined for o in self.outcomes)
+
+
+def map_file(
+    path: Path, cfg: InsurerConfig, record_types: list[str], taxonomy: Taxonomy, pseudonymizer: Pseudonymizer
+) -> tuple[list[MappedBatch], list[str]]:
+    batches, warnings = [], []
+    for rt in record_types:
+        frame = read_source(path, cfg, rt)
+        batch = map_frame(frame, cfg, rt, taxonomy, pseudonymizer)
+        batches.append(batch)
+        warnings.extend(batch.warnings)
+    return batches, warnings
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    landing_dir: Path,
+    cfg: InsurerConfig,
+    pseudonymizer: Pseudonymizer,
+    taxonomy: Taxonomy | None = None,
+) -> FileOutcome:
+    taxonomy = taxonomy or load_taxonomy()
+    relative = path.relative_to(landing_dir).as_posix()
+    meta = warehouse.SubmissionMeta(
+        submission_id=content_hash(path),
+        insurer_id=cfg.insurer_id,
+        source_file=relative,
+        file_bytes=path.stat().st_size,
+        mapping_version=cfg.mapping_version,
+        ingested_at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    known = warehouse.known_submission(con, meta.submission_id)
+    if known is not None:
+        status, first_file = known
+        warehouse.record_file(con, meta, is_resubmission=first_file != relative)
+        return FileOutcome(relative, meta.submission_id, f"already_{status}")
+
+    record_types = cfg.record_types_for_file(path.name)
+    try:
+        if not record_types:
+            raise UnreadableFile(
+                "unknown layout: the file name matches none of the insurer's patterns ("
+                + ", ".join(rtc.file_pattern for rtc in cfg.record_types.values()) + ")"
+            )
+        batches, warnings = map_file(path, cfg, record_types, taxonomy, pseudonymizer)
+    except (UnreadableFile, LayoutMismatch) as exc:
+        log.warning("%s: rejected: %s", relative, exc)
+        warehouse.reject_submission(con, meta, record_types, str(exc))
+        return FileOutcome(relative, meta.submission_id, "rejected", error=str(exc))
+
+    warehouse.write_submission(con, meta, batches, warnings)
+    delivered = sum(b.delivered for b in batches)
+    loaded = sum(b.good.height for b in batches)
+    return FileOutcome(relative, meta.submission_id, "loaded", delivered, loaded, delivered - loaded, None, warnings)
+
+
+def ingest_insurer(
+    con: duckdb.DuckDBPyConnection,
+    cfg: InsurerConfig,
+    landing_dir: Path,
+    pseudonymizer: Pseudonymizer,
+    files: Iterable[Path] | None = None,
+    progress: Callable[[FileOutcome], None] | None = None,
+) -> IngestSummary:
+    taxonomy = load_taxonomy()
+    summary = IngestSummary(cfg.insurer_id)
+    for path in files if files is not None else landing_files(landing_dir, cfg.insurer_id):
+        outcome = ingest_file(con, path, landing_dir, cfg, pseudonymizer, taxonomy)
+        summary.outcomes.append(outcome)
+        if progress:
+            progress(outcome)
+    return summary

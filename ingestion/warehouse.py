@@ -1,0 +1,189 @@
+"""The internal warehouse's raw zone in DuckDB: DDL derived from the contract, and the
+all-or-nothing load of one submission.
+
+Tables (schema `raw`):
+- policies, incidents, claim_valuations: canonical rows that passed row-level validation,
+  with lineage and identifiers as HMAC keys;
+- quarantine: rows that failed, with reasons and the delivered values (identifiers keyed);
+- submissions: one row per distinct file content (submission_id = SHA-256 of the bytes),
+  its status (loaded / rejected), error, warnings and counts;
+- submission_files: every file name seen and the submission its content belongs to, so a
+  resubmission under a new name is visible and loads nothing;
+- submission_counts: delivered / loaded / quarantined per submission and record type.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ingestion import contract as c
+
+_SQL_TYPE = {
+    "identifier": "VARCHAR",
+    "str": "VARCHAR",
+    "date": "DATE",
+    "money": f"DECIMAL({c.MONEY_PRECISION},{c.MONEY_SCALE})",
+    "revenue": f"DECIMAL({c.REVENUE_PRECISION},{c.MONEY_SCALE})",
+    "int": "BIGINT",
+    "number": "DOUBLE",
+    "bool": "BOOLEAN",
+    "code": "VARCHAR",
+    "currency": "VARCHAR",
+    "code_list": "VARCHAR[]",
+    "str_list": "VARCHAR[]",
+}
+
+
+def record_columns(rt: str) -> list[tuple[str, str]]:
+    cols = list(c.LINEAGE_COLUMNS)
+    for f in c.stored_fields(rt):
+        name = c.key_column(f) if f.kind == "identifier" else f.name
+        cols.append((name, _SQL_TYPE[f.kind]))
+    return cols
+
+
+def ddl() -> list[str]:
+    statements = ["CREATE SCHEMA IF NOT EXISTS raw"]
+    for rt, table in c.RAW_TABLE.items():
+        cols = ",\n  ".join(f"{n} {t}" for n, t in record_columns(rt))
+        statements.append(f"CREATE TABLE IF NOT EXISTS raw.{table} (\n  {cols}\n)")
+    statements += [
+        """CREATE TABLE IF NOT EXISTS raw.quarantine (
+  insurer_id VARCHAR, submission_id VARCHAR, record_type VARCHAR, source_file VARCHAR,
+  source_row BIGINT, reasons VARCHAR[], reason_codes VARCHAR[], original_values JSON,
+  ingested_at TIMESTAMP, mapping_version VARCHAR
+)""",
+        """CREATE TABLE IF NOT EXISTS raw.submissions (
+  submission_id VARCHAR PRIMARY KEY, insurer_id VARCHAR NOT NULL, source_file VARCHAR NOT NULL,
+  file_bytes BIGINT, record_types VARCHAR[], status VARCHAR NOT NULL, error VARCHAR, warnings VARCHAR[],
+  rows_delivered BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT,
+  mapping_version VARCHAR, contract_version VARCHAR, ingested_at TIMESTAMP
+)""",
+        """CREATE TABLE IF NOT EXISTS raw.submission_files (
+  insurer_id VARCHAR, source_file VARCHAR, submission_id VARCHAR, first_seen_at TIMESTAMP,
+  is_resubmission BOOLEAN, PRIMARY KEY (insurer_id, source_file)
+)""",
+        """CREATE TABLE IF NOT EXISTS raw.submission_counts (
+  submission_id VARCHAR, record_type VARCHAR, rows_delivered BIGINT, rows_loaded BIGINT,
+  rows_quarantined BIGINT, PRIMARY KEY (submission_id, record_type)
+)""",
+    ]
+    return statements
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        for statement in ddl():
+            con.execute(statement)
+    return con
+
+
+@dataclass(frozen=True)
+class SubmissionMeta:
+    submission_id: str
+    insurer_id: str
+    source_file: str
+    file_bytes: int
+    mapping_version: str
+    ingested_at: datetime
+
+
+def known_submission(con: duckdb.DuckDBPyConnection, submission_id: str) -> tuple[str, str] | None:
+    row = con.execute(
+        "SELECT status, source_file FROM raw.submissions WHERE submission_id = ?", [submission_id]
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def record_file(con: duckdb.DuckDBPyConnection, meta: SubmissionMeta, is_resubmission: bool) -> None:
+    con.execute(
+        "INSERT INTO raw.submission_files VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [meta.insurer_id, meta.source_file, meta.submission_id, meta.ingested_at, is_resubmission],
+    )
+
+
+def _lineage(meta: SubmissionMeta) -> list[pl.Expr]:
+    return [
+        pl.lit(meta.insurer_id).alias("insurer_id"),
+        pl.lit(meta.submission_id).alias("submission_id"),
+        pl.lit(meta.source_file).alias("source_file"),
+        pl.lit(meta.ingested_at).alias("ingested_at"),
+        pl.lit(meta.mapping_version).alias("mapping_version"),
+    ]
+
+
+def write_submission(
+    con: duckdb.DuckDBPyConnection,
+    meta: SubmissionMeta,
+    batches: list,  # list[MappedBatch]
+    warnings: list[str],
+) -> None:
+    """Load a submission's rows, quarantine and registry entry in ONE transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for batch in batches:
+            good = batch.good.with_columns(_lineage(meta))
+            con.register("__good", good.to_arrow())
+            con.execute(f"INSERT INTO raw.{c.RAW_TABLE[batch.record_type]} BY NAME SELECT * FROM __good")
+            con.unregister("__good")
+            if batch.quarantine.height:
+                q = batch.quarantine.with_columns(
+                    *_lineage(meta),
+                    pl.lit(batch.record_type).alias("record_type"),
+                    pl.col("reasons").list.eval(pl.element().str.split(":").list.first()).list.unique(maintain_order=True).alias("reason_codes"),
+                )
+                con.register("__q", q.to_arrow())
+                con.execute("INSERT INTO raw.quarantine BY NAME SELECT * EXCLUDE (original_values), original_values::JSON AS original_values FROM __q")
+                con.unregister("__q")
+            con.execute(
+                "INSERT INTO raw.submission_counts VALUES (?, ?, ?, ?, ?)",
+                [meta.submission_id, batch.record_type, batch.delivered, batch.good.height, batch.quarantine.height],
+            )
+        delivered = sum(b.delivered for b in batches)
+        loaded = sum(b.good.height for b in batches)
+        _insert_submission(con, meta, [b.record_type for b in batches], "loaded", None, warnings,
+                           delivered, loaded, delivered - loaded)
+        record_file(con, meta, is_resubmission=False)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def reject_submission(
+    con: duckdb.DuckDBPyConnection, meta: SubmissionMeta, record_types: list[str], error: str
+) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _insert_submission(con, meta, record_types, "rejected", error, [], None, 0, None)
+        record_file(con, meta, is_resubmission=False)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _insert_submission(con, meta, record_types, status, error, warnings, delivered, loaded, quarantined) -> None:
+    con.execute(
+        "INSERT INTO raw.submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [meta.submission_id, meta.insurer_id, meta.source_file, meta.file_bytes, record_types, status, error,
+         warnings, delivered, loaded, quarantined, meta.mapping_version, c.CONTRACT_VERSION, meta.ingested_at],
+    )
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    tables = [*c.RAW_TABLE.values(), "quarantine", "submissions", "submission_files"]
+    return {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables}
+
+
+def as_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,22 @@
+"""Dagster entry point: `dagster dev -m orchestration.definitions`."""
+
+import dagster as dg
+
+from orchestration.defs import ingestion
+from orchestration.defs.resources import default_resources
+
+CYCLE_JOB = "monthly_cycle"
+
+defs = dg.Definitions.merge(
+    ingestion.build_defs(),
+    dg.Definitions(
+        jobs=[
+            dg.define_asset_job(
+                CYCLE_JOB,
+                selection=dg.AssetSelection.all(),
+                description="The whole cycle: ingest what arrived, then everything downstream.",
+            )
+        ],
+        resources=default_resources(),
+    ),
+)

@@ -1,0 +1,22 @@
+"""Ingestion domain: an asset per insurer config, the landing sensor, the ingestion job."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ingestion.config import load_all_configs
+from orchestration.defs.ingestion.assets import GROUP, build_ingestion_asset
+from orchestration.defs.ingestion.sensors import build_landing_sensor
+
+INGEST_JOB = "ingest_landing"
+
+
+def build_defs() -> dg.Definitions:
+    configs = load_all_configs()
+    assets = [build_ingestion_asset(cfg) for cfg in configs.values()]
+    job = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        description="Ingest every insurer's new landing files into the raw zone of the warehouse.",
+    )
+    return dg.Definitions(assets=assets, jobs=[job], sensors=[build_landing_sensor(configs, job)])

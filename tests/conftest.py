@@ -1,0 +1,78 @@
+"""Shared fixtures: one generated sample, ingested once through Dagster into a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from cyberclaims.sample.generate import generate_sample
+from cyberclaims.sample.market import MarketParams
+from cyberclaims.sample.render import DefectRates
+from ingestion import warehouse
+from ingestion.config import load_all_configs
+from ingestion.pseudonymize import Pseudonymizer
+from orchestration.defs.ingestion import build_defs
+from orchestration.defs.resources import LandingZoneResource, PseudonymizationResource, WarehouseResource
+
+TEST_SECRET = "test-secret-for-the-suite-0123456789abcdef"
+
+
+@dataclass
+class IngestedSample:
+    data_dir: Path
+    landing: Path
+    truth_dir: Path
+    warehouse_path: Path
+    summary: dict
+    resources: dict
+
+    def truth(self, name: str) -> pl.DataFrame:
+        return pl.read_parquet(self.truth_dir / f"{name}.parquet")
+
+    def con(self):
+        return warehouse.connect(self.warehouse_path, read_only=True)
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        return Pseudonymizer(TEST_SECRET.encode())
+
+
+def make_resources(data_dir: Path, database: Path) -> dict:
+    return {
+        "warehouse": WarehouseResource(database_path=str(database)),
+        "landing": LandingZoneResource(path=str(data_dir / "landing")),
+        "pseudonymization": PseudonymizationResource(demo_key_file=str(data_dir / "secrets" / "hmac.key")),
+    }
+
+
+def ingestion_assets() -> list[dg.AssetsDefinition]:
+    return list(build_defs().assets)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CYBERCLAIMS_HMAC_KEY", TEST_SECRET)
+        mp.delenv("CYBERCLAIMS_HMAC_KEY_FILE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory) -> IngestedSample:
+    data_dir = tmp_path_factory.mktemp("data")
+    # Small market, defect rates high enough that every defect hits every insurer and record type.
+    params = MarketParams(seed=7, n_insureds=1000, first_month="2022-01", last_month="2024-12")
+    summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)), load_all_configs())
+    database = data_dir / "warehouse" / "test.duckdb"
+    resources = make_resources(data_dir, database)
+    result = dg.materialize(ingestion_assets(), resources=resources)
+    assert result.success
+    return IngestedSample(data_dir, data_dir / "landing", data_dir / "truth", database, summary, resources)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

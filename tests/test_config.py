@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ingestion.config import CONFIG_DIR, ConfigError, load_all_configs, load_config
+
+
+def test_all_shipped_configs_load():
+    configs = load_all_configs()
+    assert len(configs) >= 5
+    assert {c.format for c in configs.values()} == {"csv", "excel", "jsonl", "parquet"}
+    assert any(c.encoding.lower() == "gbk" for c in configs.values())
+
+
+def write_variant(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((CONFIG_DIR / "dongfang_pc.yaml").read_text(encoding="utf-8"))
+    mutate(data)
+    path = tmp_path / "dongfang_pc.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, key, problem",
+    [
+        (lambda d: d["record_types"]["policy"]["columns"].update(polcy_number="X"),
+         "record_types.policy.columns.polcy_number", "not a canonical field of policy"),
+        (lambda d: d["record_types"]["claim_valuation"]["columns"].pop("valuation_date"),
+         "record_types.claim_valuation.columns", "required canonical field 'valuation_date' is not mapped"),
+        (lambda d: d["record_types"]["policy"]["value_maps"]["product_type"].update({"NEW": "cyber_pet"}),
+         "record_types.policy.value_maps.product_type.NEW", "'cyber_pet' is not a code of tax_product_type"),
+        (lambda d: d.update(encoding="klingon"), "encoding", "unknown encoding"),
+        (lambda d: d.update(format="xml"), "format", "Input should be"),
+        (lambda d: d["record_types"].update(reinsurance={"file_pattern": "x", "columns": {}}),
+         "record_types.reinsurance", "unknown record type"),
+        (lambda d: d.update(insurer_id="Other Insurer"), "insurer_id", "String should match pattern"),
+    ],
+)
+def test_invalid_config_names_file_key_and_problem(tmp_path, mutate, key, problem):
+    path = write_variant(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and key in message and problem in message, message
+
+
+def test_onboarding_is_a_config_file(tmp_path):
+    """A new insurer with an existing format needs only a YAML file."""
+    def rename(d):
+        d["insurer_id"] = "dongfang_pc"
+        d["display_name"] = "Another insurer"
+    config = load_config(write_variant(tmp_path, rename))
+    assert config.record_types_for_file("claims_202401.csv") == ["claim_valuation"]
+    assert config.record_types_for_file("readme.txt") == []
