@@ -51,7 +51,8 @@ def generate(insureds, target_rows, seed, first_month, last_month, defect_rate, 
 
 @main.command()
 @click.option("--job", "job_name", default="monthly_cycle", show_default=True, help="Dagster job to run.")
-def run(job_name: str) -> None:
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def run(job_name: str, log_level: str) -> None:
     """Run the whole cycle through Dagster, in process (the run shows in the Dagster UI)."""
     settings.ensure_dagster_home()
     import dagster as dg
@@ -60,7 +61,11 @@ def run(job_name: str) -> None:
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     click.echo(f"Run {result.run_id} of job '{job_name}': {'SUCCESS' if result.success else 'FAILURE'} "
                f"in {time.perf_counter() - started:.1f}s")
     _print_status()

@@ -90,7 +90,7 @@ def test_same_content_under_a_new_name_loads_once(tmp_path, sample):
 @pytest.mark.parametrize(
     "insurer, name, payload, error",
     [
-        ("changjiang_ins", "CJ_CLAIM_209901.csv", "赔案号,评估日期\nA,20240101\n".encode("utf-8"), "not valid gbk"),
+        ("changjiang_ins", "CJ_CLAIM_209901.csv", "赔案号,评估日期\nA,20240101\n".encode(), "not valid gbk"),
         ("tianfu_digital", "tf_claim_209901.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
         ("huanan_general", "huanan_209901.xlsx", b"PK\x03\x04 broken zip", "not a readable Excel"),
         ("pearl_river_hk", "prh_claims_209901.jsonl", b'{"claim_id": "X", "status": "Open"}\n{"claim_id": ', "truncated"),
