@@ -115,11 +115,11 @@ def ingest_file(
         if not record_types:
             raise UnreadableFile(
                 "unknown layout: the file name matches none of the insurer's patterns ("
-                + ", ".join(rtc.file_pattern for rtc in cfg.record_types.values()) + ")"
+                + ", ".join(dict.fromkeys(rtc.file_pattern for rtc in cfg.record_types.values())) + ")"
             )
         batches, warnings = map_file(path, cfg, record_types, taxonomy, pseudonymizer)
     except (UnreadableFile, LayoutMismatch) as exc:
-        log.warning("%s: rejected: %s", relative, exc)
+        log.info("%s: rejected: %s", relative, exc)
         warehouse.reject_submission(con, meta, record_types, str(exc))
         return FileOutcome(relative, meta.submission_id, "rejected", error=str(exc))
 

@@ -162,3 +162,59 @@ def test_secret_is_not_stored(sample):
             ).fetchone()[0]
             assert hits == 0
 
+
+
+KILL_CHILD = """
+import sys, time
+from pathlib import Path
+from ingestion import warehouse
+from ingestion.config import load_all_configs
+from ingestion.pipeline import ingest_file
+from ingestion.pseudonymize import Pseudonymizer
+
+landing, target, db, secret = map(Path, sys.argv[1:5])
+cfg = load_all_configs()["huanan_general"]
+con = warehouse.connect(db)
+
+class StallAfterFirstInsert:
+    def __getattr__(self, name):
+        return getattr(con, name)
+
+    def execute(self, sql, *args):
+        result = con.execute(sql, *args)
+        if sql.startswith("INSERT INTO raw."):
+            print("INSERTED", flush=True)
+            time.sleep(120)
+        return result
+
+ingest_file(StallAfterFirstInsert(), target, landing, cfg, Pseudonymizer(str(secret).encode()))
+"""
+
+
+def test_a_killed_process_mid_submission_leaves_no_partial_rows(tmp_path, sample):
+    """SIGKILL the ingesting process after its first insert: reopening the file shows nothing of it."""
+    import signal
+    import subprocess
+    import sys
+
+    cfg = load_all_configs()["huanan_general"]
+    workbook = sorted((sample.landing / cfg.insurer_id).glob("huanan_*.xlsx"))[-1]
+    landing = tmp_path / "landing"
+    (landing / cfg.insurer_id).mkdir(parents=True)
+    target = landing / cfg.insurer_id / workbook.name
+    shutil.copy(workbook, target)
+    db = tmp_path / "wh.duckdb"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILL_CHILD, str(landing), str(target), str(db), TEST_SECRET],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "INSERTED"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    con = warehouse.connect(db)
+    counts = warehouse.table_counts(con)
+    assert sum(counts.values()) == 0, counts
+    outcome = ingest_file(con, target, landing, cfg, sample.pseudonymizer())
+    assert outcome.status == "loaded" and outcome.rows_loaded > 0
