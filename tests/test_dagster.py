@@ -24,7 +24,7 @@ def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
         node = graph.get(asset_key(insurer_id))
         assert node.pools == {WRITER_POOL}
     assert defs.resolve_job_def("monthly_cycle") is not None
-    assert defs.get_sensor_def("landing_sensor") is not None
+    assert defs.resolve_sensor_def("landing_sensor") is not None
 
 
 def test_materialization_reports_counts(sample):
@@ -44,7 +44,7 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
     shutil.copytree(sample.landing / "dongfang_pc", landing / "dongfang_pc")
     from orchestration.definitions import defs
 
-    sensor = defs.get_sensor_def("landing_sensor")
+    sensor = defs.resolve_sensor_def("landing_sensor")
     resources = {"landing": LandingZoneResource(path=str(landing))}
     files = sorted((landing / "dongfang_pc").iterdir())
 

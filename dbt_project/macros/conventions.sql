@@ -1,0 +1,33 @@
+{#- Shared, engine-neutral building blocks. DuckDB-only SQL lives in macros/duckdb/. -#}
+
+{#- "Latest submission wins": later ingestion first, then the later submission and source row. -#}
+{% macro latest_first() -%}
+    ingested_at desc, submission_id desc, source_row desc
+{%- endmacro %}
+
+{#- First day of the month of a date, as a date (the FX rule's key). -#}
+{% macro month_of(column) -%}
+    cast({{ dbt.date_trunc('month', column) }} as date)
+{%- endmacro %}
+
+{#- FX rule: amount × CNY-per-unit of the month, rounded half away from zero to the fen (2 dp). -#}
+{% macro to_cny(amount, rate) -%}
+    cast(round({{ amount }} * {{ rate }}, 2) as decimal(18, 2))
+{%- endmacro %}
+
+{#- Incremental models process only submissions ingested after what the model already holds. -#}
+{% macro only_new_submissions(column='ingested_at') -%}
+    {% if is_incremental() -%}
+    where {{ column }} > (select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }})
+    {%- endif %}
+{%- endmacro %}
+
+{#- Deterministic surrogate id: hash of the parts joined by '|'. -#}
+{% macro surrogate_id(parts) -%}
+    {%- set fields = [] -%}
+    {%- for part in parts -%}
+        {%- if not loop.first %}{% do fields.append("'|'") %}{% endif -%}
+        {%- do fields.append("coalesce(cast(" ~ part ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(fields)) }}
+{%- endmacro %}

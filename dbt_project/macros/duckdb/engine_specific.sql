@@ -1,0 +1,12 @@
+{#- DuckDB-only SQL, kept here so another engine (Spark, Trino) needs only these rewritten. -#}
+
+{#- Every day from start to end inclusive, as column date_day. -#}
+{% macro date_spine_days(start_date, end_date) -%}
+    select cast(d as date) as date_day
+    from range(cast('{{ start_date }}' as date), cast('{{ end_date }}' as date) + interval 1 day, interval 1 day) as t(d)
+{%- endmacro %}
+
+{#- One row per element of a list column: select ..., <alias> from <relation> cross join unnest. -#}
+{% macro unnest_list(column) -%}
+    unnest({{ column }})
+{%- endmacro %}

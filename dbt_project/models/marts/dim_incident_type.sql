@@ -1,0 +1,4 @@
+select
+    incident_type, name_zh, name_en, is_malicious, link_group, veris_actor, veris_action, veris_variety,
+    cast(taxonomy_version as varchar) as taxonomy_version
+from {{ ref('tax_incident_type') }}

@@ -1,0 +1,21 @@
+select
+    insurer_id,
+    submission_id,
+    source_file,
+    source_row,
+    ingested_at,
+    mapping_version,
+    claim_key,
+    incident_key,
+    policy_key,
+    coverage_section,
+    status,
+    report_date,
+    closed_date,
+    valuation_date,
+    paid_indemnity,
+    paid_expense,
+    case_reserve,
+    coalesce(recoveries, 0) as recoveries,
+    upper(currency) as currency
+from {{ source('raw', 'claim_valuations') }}
