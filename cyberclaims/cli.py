@@ -50,11 +50,26 @@ def generate(insureds, target_rows, seed, first_month, last_month, defect_rate, 
 
 
 @main.command()
+def prepare() -> None:
+    """Parse the dbt project into its manifest (done by ./dev and before every run)."""
+    _prepare_dbt()
+
+
+def _prepare_dbt() -> None:
+    from orchestration.defs.transformation.project import dbt_project
+
+    project = dbt_project()
+    project.preparer.prepare(project)
+    click.echo(f"dbt manifest ready: {project.manifest_path}")
+
+
+@main.command()
 @click.option("--job", "job_name", default="monthly_cycle", show_default=True, help="Dagster job to run.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def run(job_name: str, log_level: str) -> None:
     """Run the whole cycle through Dagster, in process (the run shows in the Dagster UI)."""
     settings.ensure_dagster_home()
+    _prepare_dbt()
     import dagster as dg
 
     from orchestration.definitions import defs

@@ -18,6 +18,8 @@ from ingestion.config import load_all_configs
 from ingestion.pseudonymize import Pseudonymizer
 from orchestration.defs.ingestion import build_defs
 from orchestration.defs.resources import LandingZoneResource, PseudonymizationResource, WarehouseResource
+from orchestration.defs.transformation import build_dbt_assets
+from orchestration.defs.transformation.project import dbt_project
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789abcdef"
 
@@ -42,7 +44,10 @@ class IngestedSample:
 
 
 def make_resources(data_dir: Path, database: Path) -> dict:
+    from dagster_dbt import DbtCliResource
+
     return {
+        "dbt": DbtCliResource(project_dir=dbt_project()),
         "warehouse": WarehouseResource(database_path=str(database)),
         "landing": LandingZoneResource(path=str(data_dir / "landing")),
         "pseudonymization": PseudonymizationResource(demo_key_file=str(data_dir / "secrets" / "hmac.key")),
@@ -51,6 +56,17 @@ def make_resources(data_dir: Path, database: Path) -> dict:
 
 def ingestion_assets() -> list[dg.AssetsDefinition]:
     return list(build_defs().assets)
+
+
+def all_assets() -> list[dg.AssetsDefinition]:
+    """Ingestion, raw tables and every dbt model: what the monthly cycle materializes."""
+    return [*ingestion_assets(), build_dbt_assets()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dbt_manifest():
+    project = dbt_project()
+    project.preparer.prepare(project)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,7 +85,7 @@ def sample(tmp_path_factory) -> IngestedSample:
     summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)), load_all_configs())
     database = data_dir / "warehouse" / "test.duckdb"
     resources = make_resources(data_dir, database)
-    result = dg.materialize(ingestion_assets(), resources=resources)
+    result = dg.materialize(all_assets(), resources=resources)
     assert result.success
     return IngestedSample(data_dir, data_dir / "landing", data_dir / "truth", database, summary, resources)
 

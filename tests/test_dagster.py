@@ -69,3 +69,38 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
     with dg.build_sensor_context(cursor=first.cursor, resources=resources) as ctx:
         third = sensor(ctx)
     assert [r.run_key for r in third.run_requests] == [content_hash(new)]
+
+
+def test_one_lineage_graph_from_every_insurer_to_the_marts():
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    marts = {k for k in graph.get_all_asset_keys() if k.path[0] == "marts"}
+    assert {dg.AssetKey(["marts", m]) for m in ("fct_policies", "fct_claims", "fct_claim_valuations",
+                                                 "fct_loss_events", "fct_systemic_events")} <= marts
+    for insurer_id in load_all_configs():
+        downstream = graph.get(asset_key(insurer_id)).child_keys
+        seen, frontier = set(), set(downstream)
+        while frontier:
+            key = frontier.pop()
+            seen.add(key)
+            frontier |= set(graph.get(key).child_keys) - seen
+        assert dg.AssetKey(["marts", "fct_claims"]) in seen, f"{insurer_id} is not upstream of the marts"
+        assert dg.AssetKey(["raw", "claim_valuations"]) in seen
+
+
+def test_dbt_build_args():
+    from orchestration.defs.transformation.project import dbt_build_args
+
+    assert dbt_build_args() == ["build"]
+    assert dbt_build_args(full_refresh=True, select="marts") == ["build", "--full-refresh", "--select", "marts"]
+
+
+def test_dbt_models_are_keyed_and_grouped_by_layer():
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    stg = graph.get(dg.AssetKey(["staging", "stg_raw__policies"]))
+    assert dg.AssetKey(["raw", "policies"]) in stg.parent_keys
+    assert graph.get(dg.AssetKey(["reference", "tax_sector"])).group_name == "reference"
+    assert graph.get(dg.AssetKey(["marts", "fct_claims"])).group_name == "marts"

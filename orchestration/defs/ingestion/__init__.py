@@ -5,7 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from ingestion.config import load_all_configs
-from orchestration.defs.ingestion.assets import GROUP, build_ingestion_asset
+from orchestration.defs.ingestion.assets import (
+    GROUP,
+    RAW_TABLES,
+    build_ingestion_asset,
+    build_raw_table_asset,
+)
 from orchestration.defs.ingestion.sensors import build_landing_sensor
 
 INGEST_JOB = "ingest_landing"
@@ -14,6 +19,7 @@ INGEST_JOB = "ingest_landing"
 def build_defs() -> dg.Definitions:
     configs = load_all_configs()
     assets = [build_ingestion_asset(cfg) for cfg in configs.values()]
+    assets += [build_raw_table_asset(table, sorted(configs)) for table in RAW_TABLES]
     job = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.groups(GROUP),

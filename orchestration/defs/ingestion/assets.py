@@ -80,5 +80,36 @@ def build_ingestion_asset(cfg: InsurerConfig) -> dg.AssetsDefinition:
     return _ingest
 
 
+# Raw-zone tables every insurer's ingestion writes into; dbt declares them as sources.
+RAW_TABLES = {
+    "policies": "Canonical policy terms of every insurer (every delivered version).",
+    "incidents": "Canonical incidents of every insurer (every delivered version).",
+    "claim_valuations": "Canonical claim valuations of every insurer (every delivered row).",
+    "quarantine": "Rows that failed row-level validation, with reason codes.",
+    "submissions": "One row per distinct submitted file content: loaded or rejected, with counts.",
+}
+
+
+def build_raw_table_asset(table: str, insurer_ids: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey(["raw", table]),
+        deps=[asset_key(i) for i in insurer_ids],
+        group_name=GROUP,
+        kinds={"duckdb"},
+        pool=WRITER_POOL,
+        description=f"raw.{table}: {RAW_TABLES[table]} Records row counts per insurer after ingestion.",
+    )
+    def _raw_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.reader() as con:
+            by_insurer = dict(
+                con.execute(f"SELECT insurer_id, count(*) FROM raw.{table} GROUP BY ALL ORDER BY ALL").fetchall()
+            )
+        return dg.MaterializeResult(
+            metadata={"rows": sum(by_insurer.values()), "rows_by_insurer": dg.MetadataValue.json(by_insurer)}
+        )
+
+    return _raw_table
+
+
 def landing_relative(path: Path, landing_root: Path) -> str:
     return path.relative_to(landing_root).as_posix()
