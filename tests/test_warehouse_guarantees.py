@@ -119,14 +119,20 @@ def test_unreadable_files_are_rejected_whole_and_the_rest_still_loads(tmp_path, 
     assert con.execute("SELECT count(*) FROM raw.quarantine WHERE source_file = ?", [f"{insurer}/{name}"]).fetchone()[0] == 0
 
 
-def test_a_failure_mid_submission_leaves_no_partial_rows(tmp_path, sample, monkeypatch):
-    """Excel carries three record types; fail after the first is inserted: nothing of the file remains."""
+def latest_workbook_in_fresh_landing(sample, tmp_path):
+    """Excel carries all three record types in one file: the case where partial loads would show."""
     cfg = load_all_configs()["huanan_general"]
     workbook = sorted((sample.landing / cfg.insurer_id).glob("huanan_*.xlsx"))[-1]
     landing = tmp_path / "landing"
     (landing / cfg.insurer_id).mkdir(parents=True)
     target = landing / cfg.insurer_id / workbook.name
     shutil.copy(workbook, target)
+    return cfg, landing, target
+
+
+def test_a_failure_mid_submission_leaves_no_partial_rows(tmp_path, sample, monkeypatch):
+    """Excel carries three record types; fail after the first is inserted: nothing of the file remains."""
+    cfg, landing, target = latest_workbook_in_fresh_landing(sample, tmp_path)
     con = warehouse.connect(tmp_path / "wh.duckdb")
     real_register = con.register
     calls = {"n": 0}
@@ -197,12 +203,7 @@ def test_a_killed_process_mid_submission_leaves_no_partial_rows(tmp_path, sample
     import subprocess
     import sys
 
-    cfg = load_all_configs()["huanan_general"]
-    workbook = sorted((sample.landing / cfg.insurer_id).glob("huanan_*.xlsx"))[-1]
-    landing = tmp_path / "landing"
-    (landing / cfg.insurer_id).mkdir(parents=True)
-    target = landing / cfg.insurer_id / workbook.name
-    shutil.copy(workbook, target)
+    cfg, landing, target = latest_workbook_in_fresh_landing(sample, tmp_path)
     db = tmp_path / "wh.duckdb"
     child = subprocess.Popen(
         [sys.executable, "-c", KILL_CHILD, str(landing), str(target), str(db), TEST_SECRET],

@@ -10,15 +10,19 @@
     cast({{ dbt.date_trunc('month', column) }} as date)
 {%- endmacro %}
 
-{#- FX rule: amount × CNY-per-unit of the month, rounded half away from zero to the fen (2 dp). -#}
+{#- FX rule: amount × CNY-per-unit of the month, rounded half away from zero to the fen (2 dp).
+    The amount is widened first: decimal(18,2) × decimal(18,6) would otherwise be typed decimal(18,8)
+    and overflow from ten billion up. -#}
 {% macro to_cny(amount, rate) -%}
-    cast(round({{ amount }} * {{ rate }}, 2) as decimal(18, 2))
+    cast(round(cast({{ amount }} as decimal(38, 2)) * {{ rate }}, 2) as decimal(18, 2))
 {%- endmacro %}
 
 {#- Incremental models process only submissions ingested after what the model already holds. -#}
-{% macro only_new_submissions(column='ingested_at') -%}
+{% macro only_new_submissions(column='ingested_at', qualifier=none) -%}
     {% if is_incremental() -%}
-    where {{ column }} > (select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }})
+    where {{ qualifier ~ '.' if qualifier }}{{ column }} > (
+        select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }}
+    )
     {%- endif %}
 {%- endmacro %}
 
@@ -30,4 +34,14 @@
         {%- do fields.append("coalesce(cast(" ~ part ~ " as " ~ dbt.type_string() ~ "), '')") -%}
     {%- endfor -%}
     {{ dbt.hash(dbt.concat(fields)) }}
+{%- endmacro %}
+
+{#- Lineage every canonical row carries from ingestion. -#}
+{% macro lineage_columns() -%}
+    insurer_id,
+    submission_id,
+    source_file,
+    source_row,
+    ingested_at,
+    mapping_version
 {%- endmacro %}

@@ -41,7 +41,14 @@ numbered as (
     from flagged
 )
 
+-- The id hashes the event's first occurrence date rather than its running number, so a late
+-- incident only changes the id of the event it joins, never the ids of later events.
 select
     *,
-    {{ surrogate_id(['insured_key', 'link_group', 'event_sequence']) }} as loss_event_id
-from numbered
+    {{ surrogate_id(['insured_key', 'link_group', 'event_start_date']) }} as loss_event_id
+from (
+    select
+        *,
+        min(occurred_date) over (partition by insured_key, link_group, event_sequence) as event_start_date
+    from numbered
+) as events

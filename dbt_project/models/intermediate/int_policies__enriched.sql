@@ -36,10 +36,11 @@ converted as (
         {{ to_cny('latest.limit_amount', 'fx.cny_per_unit') }} as limit_cny,
         {{ to_cny('latest.deductible', 'fx.cny_per_unit') }} as deductible_cny,
         {{ to_cny('latest.written_premium', 'fx.cny_per_unit') }} as written_premium_cny,
-        cast(round(latest.annual_revenue * fx.cny_per_unit, 2) as decimal(22, 2)) as annual_revenue_cny
+        cast(round(cast(latest.annual_revenue as decimal(38, 2)) * fx.cny_per_unit, 2) as decimal(22, 2)) as annual_revenue_cny
     from latest
     left join divisions
-        on cast(latest.industry_division as integer) between divisions.division_from and divisions.division_to
+        on {{ dbt.safe_cast('latest.industry_division', api.Column.translate_type('integer')) }}
+            between divisions.division_from and divisions.division_to
     left join fx
         on fx.rate_month = {{ month_of('latest.inception_date') }}
         and fx.currency = latest.currency

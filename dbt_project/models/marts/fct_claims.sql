@@ -29,7 +29,7 @@ select
     incidents.loss_event_id,
     latest.policy_key,
     latest.insurer_id,
-    policies.insured_key,
+    coalesce(policies.insured_key, incidents.insured_key) as insured_key,
     latest.coverage_section,
     sections.party as coverage_party,
     latest.status,

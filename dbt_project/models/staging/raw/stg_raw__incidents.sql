@@ -1,10 +1,5 @@
 select
-    insurer_id,
-    submission_id,
-    source_file,
-    source_row,
-    ingested_at,
-    mapping_version,
+    {{ lineage_columns() }},
     incident_key,
     policy_key,
     insured_key,

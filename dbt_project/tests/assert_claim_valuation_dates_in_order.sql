@@ -1,0 +1,10 @@
+-- A failing row is a claim valuation dated before the claim was reported, or a claim closed before
+-- it was reported: development would start before the claim existed.
+select
+    claim_key,
+    valuation_date,
+    report_date,
+    closed_date
+from {{ ref('fct_claim_valuations') }}
+where valuation_date < report_date
+    or closed_date < report_date

@@ -1,0 +1,1 @@
+"""Publication: build the read-only sector claims database away from readers, audit it, swap it in."""

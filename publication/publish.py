@@ -1,0 +1,245 @@
+"""Write–audit–publish of the sector claims database.
+
+A new version is built as a separate DuckDB file holding only the published marts (columns
+tagged `meta: {publication: exclude}` in dbt are dropped), with a `publication_manifest`
+table; publication checks run on that file; only if all pass is it checkpointed, kept under
+versions/, and renamed over `sector_claims.duckdb` in one atomic step. A reader that has the
+previous file open keeps reading it (the rename does not touch open files); a new connection
+sees the new version. A crash or a failed check at any point leaves the published file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ingestion.pseudonymize import USCC_CHARSET
+
+PUBLISHED_NAME = "sector_claims.duckdb"
+VERSION_PATTERN = re.compile(r"^v(\d{6})\.duckdb$")
+_SET = re.escape(USCC_CHARSET)
+# An 18-character token shaped like a unified social credit code.
+USCC_REGEX = f"(^|[^0-9A-Za-z])[{_SET}]{{2}}[0-9]{{6}}[{_SET}]{{10}}([^0-9A-Za-z]|$)"
+IDENTITY_COLUMNS = ("insurer_id", "insured_id", "insured_name", "policy_number", "claim_number", "incident_number")
+
+
+class PublicationCheckFailed(RuntimeError):
+    def __init__(self, results: list[CheckResult]):
+        self.results = results
+        failed = [r for r in results if not r.passed]
+        super().__init__("publication checks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class PublishedTable:
+    name: str
+    columns: list[str]
+    excluded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PublicationSettings:
+    keep_versions: int = 5
+    # A table may shrink by at most this share, or grow by at most this factor, against the last version.
+    max_row_drop: float = 0.05
+    max_row_growth: float = 3.0
+
+
+def published_tables_from_manifest(manifest_path: Path) -> list[PublishedTable]:
+    """Every dbt mart, with the columns tagged `publication: exclude` left out."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    tables = []
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["config"].get("schema") != "marts":
+            continue
+        columns, excluded = [], []
+        for name, column in node["columns"].items():
+            (excluded if column.get("meta", {}).get("publication") == "exclude" else columns).append(name)
+        tables.append(PublishedTable(node["name"], columns, excluded))
+    return sorted(tables, key=lambda t: t.name)
+
+
+def existing_versions(published_dir: Path) -> list[int]:
+    folder = published_dir / "versions"
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := VERSION_PATTERN.match(p.name)))
+
+
+def version_path(published_dir: Path, version: int) -> Path:
+    return published_dir / "versions" / f"v{version:06d}.duckdb"
+
+
+def _text_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [
+        r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type IN ('VARCHAR', 'VARCHAR[]')",
+            [table],
+        ).fetchall()
+    ]
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[PublishedTable],
+    insurer_ids: list[str],
+    previous: Path | None,
+    settings: PublicationSettings,
+) -> list[CheckResult]:
+    results = []
+    leaking = [f"{t.name}.{c}" for t in tables for c in t.columns if c in IDENTITY_COLUMNS]
+    results.append(CheckResult("no_identity_columns", not leaking, ", ".join(leaking) or "none"))
+
+    uscc_hits, insurer_hits = [], []
+    for t in tables:
+        for column in _text_columns(con, t.name):
+            text = f'CAST("{column}" AS VARCHAR)'
+            n = con.execute(f'SELECT count(*) FROM "{t.name}" WHERE regexp_matches({text}, ?)', [USCC_REGEX]).fetchall()[0][0]
+            if n:
+                uscc_hits.append(f"{t.name}.{column} ({n} rows)")
+            if insurer_ids:
+                placeholders = ", ".join("?" for _ in insurer_ids)
+                m = con.execute(
+                    f'SELECT count(*) FROM "{t.name}" WHERE {text} IN ({placeholders})', insurer_ids
+                ).fetchall()[0][0]
+                if m:
+                    insurer_hits.append(f"{t.name}.{column} ({m} rows)")
+    results.append(CheckResult("no_clear_identifiers", not uscc_hits, ", ".join(uscc_hits) or "none"))
+    results.append(CheckResult("no_insurer_identity", not insurer_hits, ", ".join(insurer_hits) or "none"))
+
+    counts = {t.name: con.execute(f'SELECT count(*) FROM "{t.name}"').fetchall()[0][0] for t in tables}
+    if previous is None:
+        results.append(CheckResult("row_counts_consistent", True, "first version: " + json.dumps(counts)))
+    else:
+        with duckdb.connect(str(previous), read_only=True) as prev:
+            before = {
+                name: prev.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+                for (name,) in prev.execute("SELECT table_name FROM information_schema.tables").fetchall()
+                if name in counts
+            }
+        bad = [
+            f"{name}: {before[name]} → {n}"
+            for name, n in counts.items()
+            if name in before and before[name] > 0
+            and (n < before[name] * (1 - settings.max_row_drop) or n > before[name] * settings.max_row_growth)
+        ]
+        results.append(CheckResult("row_counts_consistent", not bad, ", ".join(bad) or json.dumps(counts)))
+    return results
+
+
+@dataclass
+class PublishResult:
+    version: int
+    path: Path
+    checks: list[CheckResult]
+    tables: dict[str, int]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_in(source: Path, published_dir: Path) -> None:
+    """Link (or copy) aside, then rename over the published name: readers see the old file or the new.
+
+    Version files are never opened for writing, so the published name may share their inode.
+    """
+    staged = published_dir / f".{PUBLISHED_NAME}.incoming"
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(source, staged)
+    except OSError:
+        shutil.copyfile(source, staged)
+        _fsync(staged)
+    os.replace(staged, published_dir / PUBLISHED_NAME)
+    _fsync(published_dir)
+
+
+def publish(
+    warehouse_path: Path,
+    published_dir: Path,
+    tables: list[PublishedTable],
+    manifest_extra: dict,
+    settings: PublicationSettings = PublicationSettings(),
+) -> PublishResult:
+    """Build, audit and swap in the next version. Raises PublicationCheckFailed (nothing published)."""
+    published_dir.mkdir(parents=True, exist_ok=True)
+    (published_dir / "versions").mkdir(exist_ok=True)
+    building_dir = published_dir / ".building"
+    # Whatever a killed run left half-built is discarded, never published.
+    shutil.rmtree(building_dir, ignore_errors=True)
+    building_dir.mkdir()
+    versions = existing_versions(published_dir)
+    version = (versions[-1] + 1) if versions else 1
+    building = building_dir / f"v{version:06d}.duckdb"
+
+    with duckdb.connect(str(building)) as con:
+        con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
+        insurer_ids = [r[0] for r in con.execute("SELECT DISTINCT insurer_id FROM wh.raw.submissions").fetchall()]
+        for t in tables:
+            cols = ", ".join(f'"{c}"' for c in t.columns)
+            con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.name}"')
+        con.execute("DETACH wh")
+        previous = version_path(published_dir, versions[-1]) if versions else None
+        checks = run_checks(con, tables, insurer_ids, previous, settings)
+        counts = {t.name: con.execute(f'SELECT count(*) FROM "{t.name}"').fetchall()[0][0] for t in tables}
+        manifest = {
+            "version": version,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "checks": [c.__dict__ for c in checks],
+            "tables": counts,
+            **manifest_extra,
+        }
+        con.execute("CREATE TABLE publication_manifest (key VARCHAR, value JSON)")
+        con.executemany(
+            "INSERT INTO publication_manifest VALUES (?, ?)", [(k, json.dumps(v, default=str)) for k, v in manifest.items()]
+        )
+        con.execute("CHECKPOINT")
+    if not all(c.passed for c in checks):
+        shutil.rmtree(building_dir, ignore_errors=True)
+        raise PublicationCheckFailed(checks)
+
+    _fsync(building)
+    final = version_path(published_dir, version)
+    os.replace(building, final)
+    _swap_in(final, published_dir)
+    shutil.rmtree(building_dir, ignore_errors=True)
+    for old in existing_versions(published_dir)[: -settings.keep_versions]:
+        version_path(published_dir, old).unlink()
+    return PublishResult(version, published_dir / PUBLISHED_NAME, checks, counts)
+
+
+def rollback(published_dir: Path, version: int) -> Path:
+    """Make an earlier kept version the published one again, atomically."""
+    source = version_path(published_dir, version)
+    if not source.exists():
+        kept = ", ".join(str(v) for v in existing_versions(published_dir)) or "none"
+        raise FileNotFoundError(f"version {version} is not kept (kept: {kept})")
+    _swap_in(source, published_dir)
+    return published_dir / PUBLISHED_NAME
+
+
+def published_version(published_dir: Path) -> int | None:
+    path = published_dir / PUBLISHED_NAME
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        return json.loads(con.execute("SELECT value FROM publication_manifest WHERE key = 'version'").fetchall()[0][0])
