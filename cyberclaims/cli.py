@@ -88,6 +88,25 @@ def run(job_name: str, log_level: str) -> None:
 
 
 @main.command()
+@click.option("--rollback", "rollback_to", type=int, default=None, metavar="VERSION",
+              help="Make an earlier kept version the published one again (atomic).")
+@click.pass_context
+def publish(ctx: click.Context, rollback_to: int | None) -> None:
+    """Publish the audited marts as the next version of data/published/sector_claims.duckdb."""
+    from publication.publish import existing_versions, rollback
+
+    published = settings.paths().published
+    if rollback_to is None:
+        ctx.invoke(run, job_name="publish")
+        return
+    try:
+        path = rollback(published, rollback_to)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{path} is version {rollback_to} again (kept: {existing_versions(published)})")
+
+
+@main.command()
 def status() -> None:
     """Summarize the warehouse: rows per table, submissions by status, quarantine by reason."""
     _print_status()
@@ -95,7 +114,11 @@ def status() -> None:
 
 def _print_status() -> None:
     from ingestion import warehouse
+    from publication.publish import existing_versions, published_version
 
+    published = settings.paths().published
+    click.echo(f"Published {published / 'sector_claims.duckdb'}: version {published_version(published) or 'none'}"
+               f" (kept: {existing_versions(published) or 'none'})")
     path = settings.paths().warehouse
     if not path.exists():
         click.echo(f"No warehouse yet at {path}")

@@ -141,6 +141,46 @@ def run_checks(
     return results
 
 
+def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) -> dict:
+    """What a version is made of: submissions, code and taxonomy versions, the audit that preceded it."""
+    from cyberclaims import __version__
+    from ingestion.contract import CONTRACT_VERSION
+    from ingestion.taxonomy import SEEDS_DIR, read_seed
+
+    submissions = [r[0] for r in con.execute(
+        "SELECT submission_id FROM raw.submissions WHERE status = 'loaded' ORDER BY ingested_at, submission_id"
+    ).fetchall()]
+    taxonomy_versions = {
+        p.stem: sorted({row.get("taxonomy_version", "") for row in read_seed(p.stem)})
+        for p in sorted(SEEDS_DIR.glob("*.csv"))
+    }
+    run_results = dbt_project_dir / "target" / "run_results.json"
+    dbt_statuses: dict[str, int] = {}
+    if run_results.exists():
+        for result in json.loads(run_results.read_text(encoding="utf-8"))["results"]:
+            dbt_statuses[result["status"]] = dbt_statuses.get(result["status"], 0) + 1
+    commit = _git_commit()
+    return {
+        "submissions_included": submissions,
+        "code_version": f"cyberclaims {__version__}" + (f" ({commit})" if commit else ""),
+        "contract_version": CONTRACT_VERSION,
+        "taxonomy_versions": taxonomy_versions,
+        "dbt_build_results": dbt_statuses,
+    }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 @dataclass
 class PublishResult:
     version: int

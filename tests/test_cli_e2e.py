@@ -47,9 +47,20 @@ def test_generate_then_run_twice(tmp_path):
         reasons = dict(con.execute("SELECT reason_codes[1], count(*) FROM raw.quarantine GROUP BY ALL").fetchall())
     assert reasons == summary["expected_quarantine_reasons"]
 
+    published = tmp_path / "data" / "published" / "sector_claims.duckdb"
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT value FROM publication_manifest WHERE key = 'version'").fetchall() == [("1",)]
+        assert con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'insurer_id'"
+        ).fetchall() == [(0,)]
+
     second = cli("run", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first
+    assert "version 2" in second.stdout
+
+    rolled = cli("publish", "--rollback", "1", env=env)
+    assert rolled.returncode == 0 and "version 1 again" in rolled.stdout
 
     # The run is recorded in the Dagster instance the UI reads.
     runs = list((tmp_path / "data" / "dagster_home" / "storage").iterdir())

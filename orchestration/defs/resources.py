@@ -22,6 +22,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database_path: str
 
+    @property
+    def path(self) -> Path:
+        return Path(self.database_path)
+
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         con = warehouse.connect(Path(self.database_path))

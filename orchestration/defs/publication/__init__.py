@@ -1,0 +1,9 @@
+"""Publication domain: the read-only sector claims database, built only from audited marts."""
+
+import dagster as dg
+
+from orchestration.defs.publication.assets import sector_claims_db
+
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(assets=[sector_claims_db])

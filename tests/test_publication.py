@@ -1,0 +1,201 @@
+"""Write–audit–publish with real processes and real files: kills, failed checks, concurrent readers."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.defs.transformation.project import dbt_project
+from publication.publish import (
+    PUBLISHED_NAME,
+    PublicationCheckFailed,
+    existing_versions,
+    publish,
+    published_tables_from_manifest,
+    published_version,
+    rollback,
+)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tables():
+    return published_tables_from_manifest(dbt_project().manifest_path)
+
+
+@pytest.fixture
+def published(sample, tmp_path) -> Path:
+    """A published dir holding version 1 of the sample's marts."""
+    out = tmp_path / "published"
+    publish(sample.warehouse_path, out, tables(), {"submissions_included": []})
+    return out
+
+
+def test_version_holds_the_marts_without_internal_columns_and_with_a_manifest(sample, published):
+    with duckdb.connect(str(published / PUBLISHED_NAME), read_only=True) as con:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns").fetchall()}
+        manifest = dict(con.execute("SELECT key, value FROM publication_manifest").fetchall())
+        claims = con.execute("SELECT count(*), sum(incurred_cny) FROM fct_claims").fetchall()[0]
+    with sample.con() as wh:
+        expected = wh.execute("SELECT count(*), sum(incurred_cny) FROM marts.fct_claims").fetchall()[0]
+    assert {"fct_claims", "fct_claim_valuations", "fct_policies", "fct_loss_events", "fct_systemic_events",
+            "dim_sector", "dim_date", "publication_manifest"} <= names
+    assert not {"insurer_id", "submission_id", "ingested_at", "loaded_by_invocation"} & columns
+    assert claims == expected
+    assert manifest["version"] == "1"
+    assert '"no_insurer_identity", "passed": true' in manifest["checks"]
+    assert existing_versions(published) == [1]
+
+
+def test_next_version_and_rollback_are_atomic_swaps(sample, published):
+    v1 = digest(published / PUBLISHED_NAME)
+    publish(sample.warehouse_path, published, tables(), {})
+    assert published_version(published) == 2 and existing_versions(published) == [1, 2]
+    rollback(published, 1)
+    assert published_version(published) == 1 and digest(published / PUBLISHED_NAME) == v1
+    with pytest.raises(FileNotFoundError, match="not kept"):
+        rollback(published, 7)
+
+
+def test_a_failing_check_publishes_nothing(sample, published, tmp_path):
+    """A clear unified social credit code in a mart: the audit fails, version 1 stays byte-identical."""
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(sample.warehouse_path, broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("UPDATE marts.fct_policies SET pilot_code = '91350100M000100Y43' WHERE rowid = 0")
+    before = digest(published / PUBLISHED_NAME)
+    with pytest.raises(PublicationCheckFailed, match="no_clear_identifiers: fct_policies.pilot_code"):
+        publish(broken, published, tables(), {})
+    assert digest(published / PUBLISHED_NAME) == before
+    assert existing_versions(published) == [1]
+    assert not (published / ".building").exists()
+
+
+def test_a_mart_that_shrinks_too_much_is_not_published(sample, published, tmp_path):
+    shrunk = tmp_path / "shrunk.duckdb"
+    shutil.copy(sample.warehouse_path, shrunk)
+    with duckdb.connect(str(shrunk)) as con:
+        con.execute("DELETE FROM marts.fct_claims WHERE rowid % 2 = 0")
+    with pytest.raises(PublicationCheckFailed, match="row_counts_consistent: fct_claims"):
+        publish(shrunk, published, tables(), {})
+    assert published_version(published) == 1
+
+
+KILL_AT = """
+import sys, time
+from pathlib import Path
+import publication.publish as p
+
+point = sys.argv[3]
+
+def stall(*args, **kwargs):
+    print("AT", point, flush=True)
+    time.sleep(120)
+
+if point == "mid_build":
+    p.run_checks = lambda *a, **k: stall()
+elif point == "after_checkpoint":
+    p._fsync = lambda *a, **k: stall()
+elif point == "before_swap":
+    p.os.replace = lambda src, dst, _real=p.os.replace: (stall() if str(dst).endswith("sector_claims.duckdb") else _real(src, dst))
+from orchestration.defs.transformation.project import dbt_project
+p.publish(Path(sys.argv[1]), Path(sys.argv[2]), p.published_tables_from_manifest(dbt_project().manifest_path), {})
+"""
+
+
+@pytest.mark.parametrize("point", ["mid_build", "after_checkpoint", "before_swap"])
+def test_killing_the_publisher_leaves_version_n_intact(sample, published, point):
+    before = digest(published / PUBLISHED_NAME)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILL_AT, str(sample.warehouse_path), str(published), point],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == f"AT {point}"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert digest(published / PUBLISHED_NAME) == before
+    assert published_version(published) == 1
+    # The next run cleans up what the killed one left and publishes.
+    result = publish(sample.warehouse_path, published, tables(), {})
+    assert result.version >= 2 and published_version(published) == result.version
+    assert not (published / ".building").exists()
+    assert not list(published.glob(".*incoming"))
+
+
+READER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+version = con.execute("SELECT value FROM publication_manifest WHERE key = 'version'").fetchall()[0][0]
+print("OPEN", version, flush=True)
+time.sleep(float(sys.argv[2]))
+# A query long enough to span the swap, still answered from the version opened.
+n = con.execute("SELECT count(*) FROM fct_claim_valuations a, fct_claim_valuations b WHERE a.claim_key = b.claim_key").fetchall()[0][0]
+again = con.execute("SELECT value FROM publication_manifest WHERE key = 'version'").fetchall()[0][0]
+print("DONE", version, again, n, flush=True)
+"""
+
+
+def test_a_reader_keeps_version_n_while_n_plus_1_is_published(sample, published):
+    path = published / PUBLISHED_NAME
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), "3"], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().split() == ["OPEN", "1"]
+    started = time.monotonic()
+    result = publish(sample.warehouse_path, published, tables(), {})
+    assert result.version == 2 and time.monotonic() - started < 30
+    out, _ = reader.communicate(timeout=120)
+    assert reader.returncode == 0, out
+    _, opened, still, n = out.split()
+    assert (opened, still) == ("1", "1") and int(n) > 0
+    fresh = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; print(duckdb.connect('{path}', read_only=True).execute("
+         "\"SELECT value FROM publication_manifest WHERE key='version'\").fetchall()[0][0])"],
+        capture_output=True, text=True, check=True,
+    )
+    assert fresh.stdout.strip() == "2"
+
+
+def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_path):
+    """A claim valued before it was reported breaks a blocking dbt test: the run fails, nothing is published."""
+    import dagster as dg
+
+    from orchestration.defs.publication.assets import sector_claims_db
+    from orchestration.defs.transformation import build_dbt_assets
+    from tests.conftest import make_resources
+
+    data_dir = tmp_path / "data"
+    db = data_dir / "warehouse" / "wh.duckdb"
+    db.parent.mkdir(parents=True)
+    shutil.copy(sample.warehouse_path, db)
+    shutil.copytree(published, data_dir / "published")
+    with duckdb.connect(str(db)) as con:
+        con.execute("""
+            INSERT INTO raw.claim_valuations
+            SELECT * REPLACE (report_date + INTERVAL 400 DAY AS report_date, 'bad-submission' AS submission_id,
+                              now()::TIMESTAMP AS ingested_at)
+            FROM raw.claim_valuations LIMIT 1""")
+    before = digest(data_dir / "published" / PUBLISHED_NAME)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
+        result = dg.materialize(
+            [build_dbt_assets(), sector_claims_db], resources=make_resources(data_dir, db), raise_on_error=False
+        )
+    assert not result.success
+    failed_checks = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "assert_claim_valuation_dates_in_order" in failed_checks, failed_checks
+    assert dg.AssetKey(["published", "sector_claims"]) not in {
+        e.asset_key for e in result.get_asset_materialization_events()
+    }
+    assert digest(data_dir / "published" / PUBLISHED_NAME) == before
