@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +198,35 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def exports_dir(published_dir: Path, version: int) -> Path:
+    return published_dir / "exports" / f"v{version:06d}"
+
+
+def _export_parquet(database: Path, target: Path, tables: list[str]) -> None:
+    """Every published table as Parquet, written aside and renamed into place whole."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with duckdb.connect(str(database), read_only=True) as con:
+        for name in tables:
+            con.execute(f"COPY \"{name}\" TO '{partial / (name + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+
+
+def _point_exports_at(published_dir: Path, version: int) -> None:
+    """published/parquet and published/catalog are symlinks into the current version's exports,
+    each switched atomically."""
+    for name, inside in (("parquet", "parquet"), ("catalog", "catalog")):
+        target = Path("exports") / f"v{version:06d}" / inside
+        if not (published_dir / target).is_dir():
+            continue
+        staged = published_dir / f".{name}.incoming"
+        staged.unlink(missing_ok=True)
+        os.symlink(target, staged)
+        os.replace(staged, published_dir / name)
+
+
 def _swap_in(source: Path, published_dir: Path) -> None:
     """Link (or copy) aside, then rename over the published name: readers see the old file or the new.
 
@@ -219,6 +249,7 @@ def publish(
     tables: list[PublishedTable],
     manifest_extra: dict,
     settings: PublicationSettings = PublicationSettings(),
+    catalog_builder: Callable[[Path], None] | None = None,
 ) -> PublishResult:
     """Build, audit and swap in the next version. Raises PublicationCheckFailed (nothing published)."""
     published_dir.mkdir(parents=True, exist_ok=True)
@@ -260,10 +291,16 @@ def publish(
     _fsync(building)
     final = version_path(published_dir, version)
     os.replace(building, final)
+    exports = exports_dir(published_dir, version)
+    _export_parquet(final, exports / "parquet", [*counts, "publication_manifest"])
+    if catalog_builder is not None:
+        catalog_builder(exports / "catalog")
     _swap_in(final, published_dir)
+    _point_exports_at(published_dir, version)
     shutil.rmtree(building_dir, ignore_errors=True)
     for old in existing_versions(published_dir)[: -settings.keep_versions]:
         version_path(published_dir, old).unlink()
+        shutil.rmtree(exports_dir(published_dir, old), ignore_errors=True)
     return PublishResult(version, published_dir / PUBLISHED_NAME, checks, counts)
 
 
@@ -274,6 +311,7 @@ def rollback(published_dir: Path, version: int) -> Path:
         kept = ", ".join(str(v) for v in existing_versions(published_dir)) or "none"
         raise FileNotFoundError(f"version {version} is not kept (kept: {kept})")
     _swap_in(source, published_dir)
+    _point_exports_at(published_dir, version)
     return published_dir / PUBLISHED_NAME
 
 

@@ -54,6 +54,10 @@ def test_generate_then_run_twice(tmp_path):
             "SELECT count(*) FROM information_schema.columns WHERE column_name = 'insurer_id'"
         ).fetchall() == [(0,)]
 
+    catalog = (tmp_path / "data" / "published" / "catalog" / "index.html").read_text(encoding="utf-8")
+    assert "fct_claim_valuations" in catalog
+    assert (tmp_path / "data" / "published" / "parquet" / "fct_claims.parquet").stat().st_size > 0
+
     second = cli("run", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first

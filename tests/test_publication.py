@@ -53,6 +53,11 @@ def test_version_holds_the_marts_without_internal_columns_and_with_a_manifest(sa
             "dim_sector", "dim_date", "publication_manifest"} <= names
     assert not {"insurer_id", "submission_id", "ingested_at", "loaded_by_invocation"} & columns
     assert claims == expected
+    exported = duckdb.sql(
+        f"SELECT count(*), sum(incurred_cny) FROM '{published / 'parquet' / 'fct_claims.parquet'}'"
+    ).fetchall()[0]
+    assert exported == expected
+    assert (published / "parquet").resolve() == (published / "exports" / "v000001" / "parquet").resolve()
     assert manifest["version"] == "1"
     assert '"no_insurer_identity", "passed": true' in manifest["checks"]
     assert existing_versions(published) == [1]
@@ -64,6 +69,7 @@ def test_next_version_and_rollback_are_atomic_swaps(sample, published):
     assert published_version(published) == 2 and existing_versions(published) == [1, 2]
     rollback(published, 1)
     assert published_version(published) == 1 and digest(published / PUBLISHED_NAME) == v1
+    assert (published / "parquet").resolve().parent.name == "v000001"
     with pytest.raises(FileNotFoundError, match="not kept"):
         rollback(published, 7)
 

@@ -1,6 +1,12 @@
 """The published sector claims database as a Dagster asset downstream of every mart."""
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from cyberclaims.settings import paths
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
@@ -25,8 +31,21 @@ MARTS = (
         "identity, row counts consistent with the last version), then swapped in atomically."
     ),
 )
-def sector_claims_db(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def sector_claims_db(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource
+) -> dg.MaterializeResult:
     project = dbt_project()
+
+    def build_catalog(target: Path) -> None:
+        """The dbt docs site of this version, as one static page plus its manifest and catalog."""
+        os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
+        with tempfile.TemporaryDirectory(prefix="cyberclaims-docs-") as tmp:
+            dbt.cli(["docs", "generate", "--static"], target_path=Path(tmp), raise_on_error=True).wait()
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / "static_index.html", target / "index.html")
+            for name in ("manifest.json", "catalog.json"):
+                shutil.copyfile(Path(tmp) / name, target / name)
+
     with warehouse.reader() as con:
         extra = publication_metadata(con, project.project_dir)
     result = publish(
@@ -34,12 +53,15 @@ def sector_claims_db(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         paths().published,
         published_tables_from_manifest(project.manifest_path),
         extra,
+        catalog_builder=build_catalog,
     )
     context.log.info(f"published version {result.version}: {result.path}")
     return dg.MaterializeResult(
         metadata={
             "version": result.version,
             "path": str(result.path),
+            "parquet": str(paths().published / "parquet"),
+            "catalog": dg.MetadataValue.path(str(paths().published / "catalog" / "index.html")),
             "rows": dg.MetadataValue.json(result.tables),
             "checks": dg.MetadataValue.json({c.name: c.passed for c in result.checks}),
         }
