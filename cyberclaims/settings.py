@@ -30,6 +30,10 @@ class Paths:
         return Path(os.environ.get("CYBERCLAIMS_DUCKDB") or self.data_dir / "warehouse" / "cyberclaims.duckdb")
 
     @property
+    def feedback(self) -> Path:
+        return self.data_dir / "feedback"
+
+    @property
     def published(self) -> Path:
         return self.data_dir / "published"
 

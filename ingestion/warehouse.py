@@ -14,7 +14,6 @@ Tables (schema `raw`):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -183,7 +182,3 @@ def _insert_submission(con, meta, record_types, status, error, warnings, deliver
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     tables = [*c.RAW_TABLE.values(), "quarantine", "submissions", "submission_files"]
     return {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables}
-
-
-def as_json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

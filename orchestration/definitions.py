@@ -8,25 +8,37 @@ from orchestration.defs.resources import default_resources
 CYCLE_JOB = "monthly_cycle"
 PUBLISH_JOB = "publish"
 
+cycle_job = dg.define_asset_job(
+    CYCLE_JOB,
+    selection=dg.AssetSelection.all(),
+    description=(
+        "The whole cycle: ingest what arrived, build and test every dbt model, then publish the "
+        "sector claims database if every check passed."
+    ),
+)
+
 defs = dg.Definitions.merge(
     ingestion.build_defs(),
     transformation.build_defs(),
     publication.build_defs(),
     dg.Definitions(
         jobs=[
-            dg.define_asset_job(
-                CYCLE_JOB,
-                selection=dg.AssetSelection.all(),
-                description=(
-                    "The whole cycle: ingest what arrived, build and test every dbt model, then publish the "
-                    "sector claims database if every check passed."
-                ),
-            ),
+            cycle_job,
             dg.define_asset_job(
                 PUBLISH_JOB,
                 selection=dg.AssetSelection.groups("publication"),
                 description="Publish the current marts as the next version of the sector claims database.",
             ),
+        ],
+        schedules=[
+            dg.ScheduleDefinition(
+                name="monthly_cycle_schedule",
+                job=cycle_job,
+                # Monthly, after the month's deliveries: 06:00 Beijing time on the 3rd.
+                cron_schedule="0 6 3 * *",
+                execution_timezone="Asia/Shanghai",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
         ],
         resources=default_resources(),
     ),

@@ -315,6 +315,16 @@ def rollback(published_dir: Path, version: int) -> Path:
     return published_dir / PUBLISHED_NAME
 
 
+def published_submissions(published_dir: Path) -> dict[str, int]:
+    """submission id → version, for the submissions in the currently published version."""
+    path = published_dir / PUBLISHED_NAME
+    if not path.exists():
+        return {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        manifest = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM publication_manifest").fetchall()}
+    return {s: manifest["version"] for s in manifest.get("submissions_included", [])}
+
+
 def published_version(published_dir: Path) -> int | None:
     path = published_dir / PUBLISHED_NAME
     if not path.exists():

@@ -58,6 +58,9 @@ def test_generate_then_run_twice(tmp_path):
     assert "fct_claim_valuations" in catalog
     assert (tmp_path / "data" / "published" / "parquet" / "fct_claims.parquet").stat().st_size > 0
 
+    reports = list((tmp_path / "data" / "feedback").glob("*/*.json"))
+    assert len(reports) == after_first["submissions"]
+
     second = cli("run", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first

@@ -104,3 +104,12 @@ def test_dbt_models_are_keyed_and_grouped_by_layer():
     assert dg.AssetKey(["raw", "policies"]) in stg.parent_keys
     assert graph.get(dg.AssetKey(["reference", "tax_sector"])).group_name == "reference"
     assert graph.get(dg.AssetKey(["marts", "fct_claims"])).group_name == "marts"
+
+
+def test_monthly_schedule_runs_the_whole_cycle():
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def("monthly_cycle_schedule")
+    assert schedule.cron_schedule == "0 6 3 * *" and schedule.job_name == "monthly_cycle"
+    cycle = defs.resolve_job_def("monthly_cycle")
+    assert dg.AssetKey(["published", "sector_claims"]) in cycle.asset_layer.executable_asset_keys

@@ -18,6 +18,7 @@ from publication.publish import (
     PUBLISHED_NAME,
     PublicationCheckFailed,
     existing_versions,
+    publication_metadata,
     publish,
     published_tables_from_manifest,
     published_version,
@@ -37,7 +38,9 @@ def tables():
 def published(sample, tmp_path) -> Path:
     """A published dir holding version 1 of the sample's marts."""
     out = tmp_path / "published"
-    publish(sample.warehouse_path, out, tables(), {"submissions_included": []})
+    with sample.con() as con:
+        extra = publication_metadata(con, dbt_project().project_dir)
+    publish(sample.warehouse_path, out, tables(), extra)
     return out
 
 
@@ -205,3 +208,43 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
         e.asset_key for e in result.get_asset_materialization_events()
     }
     assert digest(data_dir / "published" / PUBLISHED_NAME) == before
+
+
+def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, published, tmp_path):
+    import json
+
+    from publication.feedback import submission_reports, write_feedback
+    from publication.publish import published_submissions
+
+    with sample.con() as con:
+        reports = submission_reports(con, published_submissions(published))
+        n_submissions = con.execute("SELECT count(*) FROM raw.submissions").fetchall()[0][0]
+        quarantined = dict(con.execute("SELECT submission_id, count(*) FROM raw.quarantine GROUP BY ALL").fetchall())
+    out = tmp_path / "feedback"
+    assert write_feedback(reports, out) == n_submissions
+    files = sample.truth("files")
+    for insurer_dir in out.iterdir():
+        own = [json.loads(p.read_text(encoding="utf-8")) for p in insurer_dir.glob("*.json")]
+        assert own and all(r["insurer_id"] == insurer_dir.name for r in own)
+        for p in insurer_dir.iterdir():
+            text = p.read_text(encoding="utf-8")
+            others = {i for i in files["insurer_id"] if i != insurer_dir.name}
+            assert not any(f"{o}/" in text for o in others), f"{p} mentions another insurer"
+        for r in own:
+            assert (insurer_dir / f"{r['submission_id']}.html").exists()
+            if r["status"] == "loaded":
+                assert r["rows"]["delivered"] == r["rows"]["accepted"] + r["rows"]["quarantined"]
+                assert r["rows"]["quarantined"] == quarantined.get(r["submission_id"], 0)
+                assert r["publication"] == {"status": "published", "version": 1}
+            else:
+                assert r["error"] and r["publication"]["status"] == "rejected"
+    by_file = {r["source_file"]: r for r in reports}
+    for source_file, kind in files.select("source_file", "kind").iter_rows():
+        if kind == "resubmission":
+            assert any(source_file in r["also_delivered_as"] for r in reports)
+        elif kind == "truncated":
+            assert "truncated" in by_file[source_file]["error"]
+    with_samples = [r for r in reports if r["quarantine_samples"]]
+    assert with_samples and all(
+        sum(len(v) for v in r["quarantine_samples"].values()) >= 1 for r in with_samples
+    )

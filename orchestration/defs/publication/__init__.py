@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from orchestration.defs.publication.assets import sector_claims_db
+from orchestration.defs.publication.assets import insurer_feedback, sector_claims_db
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[sector_claims_db])
+    return dg.Definitions(assets=[sector_claims_db, insurer_feedback])

@@ -11,7 +11,13 @@ from dagster_dbt import DbtCliResource
 from cyberclaims.settings import paths
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
 from orchestration.defs.transformation.project import dbt_project
-from publication.publish import publication_metadata, publish, published_tables_from_manifest
+from publication.feedback import submission_reports, write_feedback
+from publication.publish import (
+    publication_metadata,
+    publish,
+    published_submissions,
+    published_tables_from_manifest,
+)
 
 MARTS = (
     "dim_sector", "dim_product_type", "dim_coverage_section", "dim_incident_type", "dim_region", "dim_size_band",
@@ -65,4 +71,29 @@ def sector_claims_db(
             "rows": dg.MetadataValue.json(result.tables),
             "checks": dg.MetadataValue.json({c.name: c.passed for c in result.checks}),
         }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["feedback", "insurer_reports"]),
+    deps=[sector_claims_db.key],
+    group_name="publication",
+    kinds={"html", "json"},
+    pool=WRITER_POOL,
+    description=(
+        "data/feedback/<insurer>/<submission>.{json,html}: per submission, rows delivered / accepted / "
+        "quarantined by reason with sample rows, warnings, rejection, and the published version it is in. "
+        "Each insurer's folder holds only its own submissions."
+    ),
+)
+def insurer_feedback(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.reader() as con:
+        reports = submission_reports(con, published_submissions(paths().published))
+    written = write_feedback(reports, paths().feedback)
+    by_insurer: dict[str, int] = {}
+    for r in reports:
+        by_insurer[r["insurer_id"]] = by_insurer.get(r["insurer_id"], 0) + 1
+    return dg.MaterializeResult(
+        metadata={"reports": written, "reports_by_insurer": dg.MetadataValue.json(by_insurer),
+                  "folder": str(paths().feedback)}
     )
