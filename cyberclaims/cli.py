@@ -127,16 +127,103 @@ def _print_status() -> None:
         click.echo(f"Warehouse {path}")
         for table, n in warehouse.table_counts(con).items():
             click.echo(f"  raw.{table:18s} {n:>12,}")
-        click.echo("  submissions by insurer and status:")
-        for insurer, status, n in con.execute(
-            "SELECT insurer_id, status, count(*) FROM raw.submissions GROUP BY ALL ORDER BY ALL"
+        click.echo("  submissions by insurer, status and gate:")
+        for insurer, status, gate, n in con.execute(
+            "SELECT s.insurer_id, s.status, coalesce(g.status, '-'), count(*) FROM raw.submissions s "
+            "LEFT JOIN raw.submission_gate g USING (submission_id) GROUP BY ALL ORDER BY ALL"
         ).fetchall():
-            click.echo(f"    {insurer:16s} {status:9s} {n:>6}")
+            click.echo(f"    {insurer:16s} {status:9s} {gate:9s} {n:>6}")
+        held = con.execute(
+            "SELECT s.source_file, g.reasons FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) "
+            "WHERE g.status = 'held' ORDER BY s.source_file"
+        ).fetchall()
+        if held:
+            click.echo("  held by the submission gate (see `cyberclaims submissions list --status held`):")
+            for source_file, reasons in held:
+                click.echo(f"    {source_file:48s} {','.join(reasons)}")
         click.echo("  quarantined rows by reason:")
         for reason, n in con.execute(
             "SELECT reason, count(*) FROM (SELECT unnest(reason_codes) AS reason FROM raw.quarantine) GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             click.echo(f"    {reason:18s} {n:>8,}")
+
+
+@main.group()
+def submissions() -> None:
+    """The submission gate: list submissions by gate status, show one, release or reject a held one."""
+
+
+@submissions.command("list")
+@click.option("--status", type=click.Choice(["pending", "passed", "held", "released", "rejected"]), default=None)
+@click.option("--insurer", default=None)
+def submissions_list(status: str | None, insurer: str | None) -> None:
+    """Loaded submissions with their gate status and reasons (default: every one)."""
+    from ingestion import warehouse
+    from quality.gate import gate_overview
+
+    with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
+        rows = gate_overview(con, status, insurer)
+    for r in rows:
+        reasons = ",".join(r["reasons"] or [])
+        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {r['status']:9s} {r['source_file']:48s} {reasons}")
+    click.echo(f"{len(rows)} submission(s)")
+
+
+@submissions.command("show")
+@click.argument("submission_id")
+def submissions_show(submission_id: str) -> None:
+    """The gate's findings for one submission (id or a prefix of ≥ 8 characters), as JSON."""
+    import json
+
+    from ingestion import warehouse
+    from quality.gate import ReviewError, resolve_submission
+
+    with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
+        try:
+            sid = resolve_submission(con, submission_id)
+        except ReviewError as exc:
+            raise click.ClickException(str(exc)) from None
+        row = con.execute(
+            "SELECT g.insurer_id, s.source_file, g.status, g.reasons, g.results, g.decided_by, g.decision_note "
+            "FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) WHERE submission_id = ?", [sid]
+        ).fetchall()[0]
+    keys = ("insurer_id", "source_file", "status", "reasons", "results", "decided_by", "decision_note")
+    out = dict(zip(keys, row, strict=True)) | {"submission_id": sid}
+    out["results"] = json.loads(out["results"]) if out["results"] else None
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+
+
+def _review(action: str, submission_id: str, note: str, reviewer: str | None) -> None:
+    from ingestion import warehouse
+    from quality.gate import ReviewError, review
+
+    actor = reviewer or os.environ.get("USER") or "operator"
+    with warehouse.connect(settings.paths().warehouse) as con:
+        try:
+            outcome = review(con, submission_id, action, actor, note)
+        except ReviewError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{outcome['source_file']} ({outcome['submission_id'][:16]}): {outcome['status']} by {actor}")
+    if action == "release":
+        click.echo("It enters the marts and the published database with the next `cyberclaims run`.")
+
+
+@submissions.command("release")
+@click.argument("submission_id")
+@click.option("--note", required=True, help="Why it may be admitted (recorded, shown in the insurer's feedback).")
+@click.option("--reviewer", default=None, help="Who decides (default: $USER).")
+def submissions_release(submission_id: str, note: str, reviewer: str | None) -> None:
+    """Admit a held submission."""
+    _review("release", submission_id, note, reviewer)
+
+
+@submissions.command("reject")
+@click.argument("submission_id")
+@click.option("--note", required=True, help="Why it is rejected (recorded, shown in the insurer's feedback).")
+@click.option("--reviewer", default=None, help="Who decides (default: $USER).")
+def submissions_reject(submission_id: str, note: str, reviewer: str | None) -> None:
+    """Reject a held submission for good: its rows never reach the marts."""
+    _review("reject", submission_id, note, reviewer)
 
 
 @main.command()

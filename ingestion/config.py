@@ -49,6 +49,33 @@ class RecordTypeConfig(_Strict):
     list_separator: str | None = None
 
 
+class DriftThresholds(_Strict):
+    """Drift of a submission against the same insurer's previous admitted submission of the record type."""
+
+    min_previous_rows: int = Field(20, ge=1, description="assess drift only when both submissions have this many rows")
+    row_count_factor: float = Field(3.0, gt=1, description="row count within [previous / f, previous × f]")
+    # Incident counts spike with systemic events (the accumulation the database exists to show),
+    # so by default only policies and claim valuations are held for row-count drift.
+    row_count_record_types: list[str] = Field(default_factory=lambda: ["policy", "claim_valuation"])
+    premium_factor: float = Field(5.0, gt=1, description="written premium total within [previous / f, previous × f]")
+    paid_factor: float = Field(5.0, gt=1, description="paid (indemnity + expense) total within [previous / f, previous × f]")
+    open_share_change: float = Field(0.35, gt=0, le=1, description="largest change of the share of open claims")
+
+
+class QualityConfig(_Strict):
+    """Submission-level gate thresholds (expectations/ suites read them as parameters)."""
+
+    max_quarantine_share: float = Field(0.25, ge=0, le=1, description="held above this share of rows quarantined")
+    min_rows_for_shares: int = Field(20, ge=1, description="shares are assessed from this many rows of a record type")
+    min_known_policy_share: float = Field(
+        0.75, ge=0, le=1, description="share of incidents / claim valuations whose policy the insurer has delivered"
+    )
+    paid_limit_tolerance: float = Field(0.05, ge=0, description="paid indemnity may exceed the policy limit by this share")
+    reconciliation_tolerance: str = Field("1.00", description="yuan: largest difference of a control total")
+    manifest_required: bool = Field(False, description="hold a submission delivered without its manifest")
+    drift: DriftThresholds = DriftThresholds()
+
+
 class InsurerConfig(_Strict):
     insurer_id: str = Field(pattern=r"^[a-z][a-z0-9_]{2,40}$")
     display_name: str
@@ -64,6 +91,7 @@ class InsurerConfig(_Strict):
     amount_multiplier: str = "1"
     list_separator: str = ";"
     record_types: dict[str, RecordTypeConfig]
+    quality: QualityConfig = QualityConfig()
 
     @model_validator(mode="after")
     def _check_record_types(self) -> InsurerConfig:
@@ -124,6 +152,13 @@ def _semantic_problems(cfg: InsurerConfig, taxonomy: Taxonomy) -> list[tuple[str
                     float(value)
                 except ValueError:
                     problems.append((f"{base}.{key}", f"'{value}' is not a decimal number"))
+    for rt in cfg.quality.drift.row_count_record_types:
+        if rt not in RECORD_TYPES:
+            problems.append(("quality.drift.row_count_record_types", f"'{rt}' is not a record type"))
+    try:
+        float(cfg.quality.reconciliation_tolerance)
+    except ValueError:
+        problems.append(("quality.reconciliation_tolerance", "not a decimal number"))
     try:
         "".encode(cfg.encoding)
     except LookupError:

@@ -34,6 +34,9 @@ class MappedBatch:
     good: pl.DataFrame  # stored canonical columns, identifiers replaced by keys
     quarantine: pl.DataFrame  # source_row, reasons, original_values (JSON, identifiers keyed)
     warnings: list[str] = field(default_factory=list)
+    # Control totals over every delivered row (accepted or not): amount field → sum of the parsed
+    # amounts in currency units, for reconciliation with the insurer's manifest.
+    delivered_totals: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def delivered(self) -> int:
@@ -238,6 +241,10 @@ def map_frame(
         key_cols.append(keys.alias(c.key_column(f)))
     mapped = mapped.with_columns(key_cols)
 
+    money = [f.name for f in c.FIELDS[rt] if f.kind == "money"]
+    sums = mapped.select(pl.col(money).cast(pl.Decimal(38, c.MONEY_SCALE)).sum()).row(0, named=True) if money else {}
+    delivered_totals = {name: Decimal(value or 0) for name, value in sums.items()}
+
     is_good = pl.col(REASONS).list.len() == 0
     stored = [c.key_column(f) if f.kind == "identifier" else f.name for f in c.stored_fields(rt)]
     good = mapped.filter(is_good).select(pl.col(SOURCE_ROW).alias("source_row"), *stored)
@@ -255,5 +262,5 @@ def map_frame(
         pl.col(REASONS).alias("reasons"),
         pl.struct(original).struct.json_encode().alias("original_values"),
     )
-    return MappedBatch(rt, good, quarantine, warnings)
+    return MappedBatch(rt, good, quarantine, warnings, delivered_totals)
 

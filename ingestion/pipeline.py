@@ -19,6 +19,7 @@ import duckdb
 
 from ingestion import warehouse
 from ingestion.config import InsurerConfig
+from ingestion.manifest import is_manifest, read_manifest
 from ingestion.mapping import LayoutMismatch, MappedBatch, map_frame
 from ingestion.pseudonymize import Pseudonymizer
 from ingestion.readers import UnreadableFile, read_source
@@ -38,11 +39,14 @@ def content_hash(path: Path) -> str:
 
 
 def landing_files(landing_dir: Path, insurer_id: str) -> list[Path]:
-    """Every delivered file of an insurer, in delivery-name order (partial uploads excluded)."""
+    """Every delivered data file of an insurer, in delivery-name order (hidden partial uploads and
+    manifests, which travel with their data file, excluded)."""
     folder = landing_dir / insurer_id
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and not is_manifest(p)
+    )
 
 
 @dataclass
@@ -123,7 +127,8 @@ def ingest_file(
         warehouse.reject_submission(con, meta, record_types, str(exc))
         return FileOutcome(relative, meta.submission_id, "rejected", error=str(exc))
 
-    warehouse.write_submission(con, meta, batches, warnings)
+    manifest = read_manifest(path, landing_dir, cfg, record_types)
+    warehouse.write_submission(con, meta, batches, warnings, manifest)
     delivered = sum(b.delivered for b in batches)
     loaded = sum(b.good.height for b in batches)
     return FileOutcome(relative, meta.submission_id, "loaded", delivered, loaded, delivered - loaded, None, warnings)

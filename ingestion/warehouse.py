@@ -9,13 +9,20 @@ Tables (schema `raw`):
   its status (loaded / rejected), error, warnings and counts;
 - submission_files: every file name seen and the submission its content belongs to, so a
   resubmission under a new name is visible and loads nothing;
-- submission_counts: delivered / loaded / quarantined per submission and record type.
+- submission_counts: delivered / loaded / quarantined per submission and record type;
+- submission_controls: per submission, record type and measure (row count, each amount total)
+  the figure counted over delivered rows, over accepted rows, and the manifest's figure;
+- submission_gate: the submission-level gate's state of each loaded submission (pending →
+  passed | held → released | rejected), its reasons and results, and when it was admitted;
+- submission_gate_log: every gate decision, automatic or by an operator, in order.
+Only rows of admitted submissions (passed or released) flow into the dbt models.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -72,6 +79,18 @@ def ddl() -> list[str]:
   submission_id VARCHAR, record_type VARCHAR, rows_delivered BIGINT, rows_loaded BIGINT,
   rows_quarantined BIGINT, PRIMARY KEY (submission_id, record_type)
 )""",
+        """CREATE TABLE IF NOT EXISTS raw.submission_controls (
+  submission_id VARCHAR, record_type VARCHAR, measure VARCHAR, delivered DECIMAL(38,2), accepted DECIMAL(38,2),
+  manifest DECIMAL(38,2), PRIMARY KEY (submission_id, record_type, measure)
+)""",
+        """CREATE TABLE IF NOT EXISTS raw.submission_gate (
+  submission_id VARCHAR PRIMARY KEY, insurer_id VARCHAR NOT NULL, status VARCHAR NOT NULL,
+  reasons VARCHAR[], results JSON, manifest_file VARCHAR, manifest_error VARCHAR,
+  evaluated_at TIMESTAMP, admitted_at TIMESTAMP, decided_by VARCHAR, decided_at TIMESTAMP, decision_note VARCHAR
+)""",
+        """CREATE TABLE IF NOT EXISTS raw.submission_gate_log (
+  submission_id VARCHAR, logged_at TIMESTAMP, status VARCHAR, reasons VARCHAR[], actor VARCHAR, note VARCHAR
+)""",
     ]
     return statements
 
@@ -125,8 +144,13 @@ def write_submission(
     meta: SubmissionMeta,
     batches: list,  # list[MappedBatch]
     warnings: list[str],
+    manifest=None,  # ingestion.manifest.Manifest | None
 ) -> None:
-    """Load a submission's rows, quarantine and registry entry in ONE transaction."""
+    """Load a submission's rows, quarantine, control totals and registry entry in ONE transaction.
+
+    The submission enters the gate as `pending`: its rows reach the dbt models only once the
+    submission-level gate (or an operator) admits it.
+    """
     con.execute("BEGIN TRANSACTION")
     try:
         for batch in batches:
@@ -147,15 +171,40 @@ def write_submission(
                 "INSERT INTO raw.submission_counts VALUES (?, ?, ?, ?, ?)",
                 [meta.submission_id, batch.record_type, batch.delivered, batch.good.height, batch.quarantine.height],
             )
+            _insert_controls(con, meta.submission_id, batch, manifest)
         delivered = sum(b.delivered for b in batches)
         loaded = sum(b.good.height for b in batches)
         _insert_submission(con, meta, [b.record_type for b in batches], "loaded", None, warnings,
                            delivered, loaded, delivered - loaded)
         record_file(con, meta, is_resubmission=False)
+        con.execute(
+            "INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons, manifest_file, manifest_error) "
+            "VALUES (?, ?, 'pending', [], ?, ?)",
+            [meta.submission_id, meta.insurer_id, manifest.file if manifest else None, manifest.error if manifest else None],
+        )
+        con.execute(
+            "INSERT INTO raw.submission_gate_log VALUES (?, ?, 'pending', [], 'ingestion', ?)",
+            [meta.submission_id, meta.ingested_at, f"manifest {manifest.file}" if manifest else "no manifest"],
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _insert_controls(con, submission_id: str, batch, manifest) -> None:
+    from ingestion.manifest import ROW_COUNT
+
+    rt = batch.record_type
+    figures = manifest.figures if manifest else {}
+    rows = [(ROW_COUNT, Decimal(batch.delivered), Decimal(batch.good.height))]
+    accepted = batch.good.select(pl.col(list(batch.delivered_totals)).cast(pl.Decimal(38, 2)).sum()).row(0, named=True) \
+        if batch.delivered_totals else {}
+    rows += [(name, total, Decimal(accepted[name] or 0)) for name, total in batch.delivered_totals.items()]
+    con.executemany(
+        "INSERT INTO raw.submission_controls VALUES (?, ?, ?, ?, ?, ?)",
+        [[submission_id, rt, measure, delivered, acc, figures.get((rt, measure))] for measure, delivered, acc in rows],
+    )
 
 
 def reject_submission(

@@ -2,7 +2,9 @@
 
 For every submission: what was delivered, accepted and quarantined (by reason, with sample
 rows as delivered — identifiers as keys, as stored), warnings, whether the file was rejected
-and why, and whether its rows are in the published database (and from which version).
+and why, the submission gate's verdict (drift against the insurer's previous submission,
+reconciliation with its manifest, failed expectations, an operator's decision), and whether
+its rows are in the published database (and from which version) or held back.
 Written as JSON for machines and HTML for people, to data/feedback/<insurer>/<submission>.
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contract import REASON_DESCRIPTIONS
+from quality.gate import GATE_REASONS
 
 SAMPLES_PER_REASON = 5
 
@@ -47,6 +50,14 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
             {"record_type": record_type, "source_row": source_row, "reasons": row_reasons,
              "delivered_values": json.loads(original)}
         )
+    gates = {
+        r[0]: {"status": r[1], "reasons": r[2] or [], "results": json.loads(r[3]) if r[3] else {},
+               "manifest_file": r[4], "evaluated_at": r[5], "decided_by": r[6], "decided_at": r[7], "decision_note": r[8]}
+        for r in con.execute(
+            "SELECT submission_id, status, reasons, results, manifest_file, evaluated_at, decided_by, decided_at, "
+            "decision_note FROM raw.submission_gate"
+        ).fetchall()
+    }
     reports = []
     for (submission_id, insurer_id, source_file, status, error, warnings, delivered, loaded, quarantined,
          mapping_version, ingested_at) in con.execute("""
@@ -54,6 +65,7 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
                    rows_quarantined, mapping_version, ingested_at
             FROM raw.submissions ORDER BY insurer_id, ingested_at, submission_id""").fetchall():
         version = published_submissions.get(submission_id)
+        gate = gates.get(submission_id)
         reports.append({
             "insurer_id": insurer_id,
             "submission_id": submission_id,
@@ -69,13 +81,89 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
             "quarantine_by_reason": reasons.get(submission_id, {}),
             "reason_descriptions": {r: REASON_DESCRIPTIONS.get(r, "") for r in reasons.get(submission_id, {})},
             "quarantine_samples": samples.get(submission_id, {}),
-            "publication": (
-                {"status": "rejected", "version": None} if status == "rejected"
-                else {"status": "published", "version": version} if version is not None
-                else {"status": "not yet published", "version": None}
-            ),
+            "gate": _gate_section(gate),
+            "publication": _publication(status, gate, version),
         })
     return reports
+
+
+def _publication(status: str, gate: dict | None, version: int | None) -> dict:
+    if status == "rejected":
+        return {"status": "rejected", "version": None}
+    if gate and gate["status"] == "held":
+        return {"status": "held", "version": None}
+    if gate and gate["status"] == "rejected":
+        return {"status": "rejected by operator", "version": None}
+    if version is not None:
+        return {"status": "published", "version": version}
+    return {"status": "not yet published", "version": None}
+
+
+def _gate_section(gate: dict | None) -> dict | None:
+    if gate is None:
+        return None
+    results = gate["results"]
+    return {
+        "status": gate["status"],
+        "reasons": gate["reasons"],
+        "reason_descriptions": {r: GATE_REASONS.get(r, "") for r in gate["reasons"]},
+        "manifest_file": gate["manifest_file"],
+        "evaluated_at": gate["evaluated_at"].isoformat(timespec="seconds") if gate["evaluated_at"] else None,
+        "decided_by": gate["decided_by"],
+        "decided_at": gate["decided_at"].isoformat(timespec="seconds") if gate["decided_at"] else None,
+        "decision_note": gate["decision_note"],
+        "failed_expectations": results.get("findings", []),
+        "drift_and_reconciliation": results.get("profile", []),
+        "thresholds": results.get("thresholds", {}),
+        "suite_versions": results.get("suite_versions", {}),
+    }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _gate_html(gate: dict | None) -> str:
+    e = html.escape
+    if gate is None:
+        return ""
+    reasons = "".join(f"<li><code>{e(r)}</code> — {e(d)}</li>" for r, d in gate["reason_descriptions"].items())
+    decision = ""
+    if gate["decided_by"] and gate["decided_by"] != "gate":
+        decision = f"<p>Decision by {e(gate['decided_by'])} at {e(gate['decided_at'] or '')}: {e(gate['decision_note'] or '')}</p>"
+    drift_rows, recon_rows = "", ""
+    for p in gate["drift_and_reconciliation"]:
+        prev = p.get("previous_submission") or {}
+        m = p.get("measures", {})
+        drift_rows += (
+            f"<tr><td>{e(p['record_type'])}</td><td>{p['rows']['accepted']}</td><td>{e(prev.get('source_file') or '–')}</td>"
+            f"<td>{_fmt(m.get('row_count_ratio'))}</td><td>{_fmt(m.get('premium_ratio'))}</td><td>{_fmt(m.get('paid_ratio'))}</td>"
+            f"<td>{_fmt(m.get('open_share_change'))}</td><td>{_fmt(m.get('quarantine_share'))}</td>"
+            f"<td>{_fmt(m.get('known_policy_share'))}</td></tr>"
+        )
+        for r in p.get("reconciliation", []):
+            recon_rows += (f"<tr><td>{e(p['record_type'])}</td><td>{e(r['measure'])}</td><td>{e(r['counted'])}</td>"
+                           f"<td>{e(r['manifest'] or '–')}</td><td>{e(r['difference'] or '–')}</td></tr>")
+    failed = "".join(
+        f"<tr><td>{e(f['record_type'])}</td><td><code>{e(f['reason'])}</code></td><td>{e(f['describe'])}</td>"
+        f"<td>{e(_fmt(f.get('observed')) if 'observed' in f else str(f.get('unexpected_rows')) + ' rows')}</td>"
+        f"<td><code>{e(json.dumps(f.get('threshold') or f.get('samples') or '', ensure_ascii=False, default=str))}</code></td></tr>"
+        for f in gate["failed_expectations"]
+    )
+    return f"""<h2>数据质量闸门 Submission gate: {e(gate['status'])}</h2>
+{('<ul>' + reasons + '</ul>') if reasons else '<p>Every expectation met.</p>'}{decision}
+<h3>Drift against your previous admitted submission</h3>
+<table><tr><th>record type</th><th>rows accepted</th><th>previous submission</th><th>rows ratio</th><th>premium ratio</th>
+<th>paid ratio</th><th>open-share change</th><th>quarantine share</th><th>policies known</th></tr>{drift_rows}</table>
+<p>Ratios are this submission ÷ the previous one; – = not assessed (fewer than
+{gate['thresholds'].get('drift', {}).get('min_previous_rows', '')} rows, or no previous submission).</p>
+<h3>Reconciliation with your manifest{(' ' + e(gate['manifest_file'])) if gate['manifest_file'] else ''}</h3>
+{('<table><tr><th>record type</th><th>measure</th><th>counted</th><th>manifest</th><th>difference</th></tr>' + recon_rows + '</table>') if recon_rows else '<p>No manifest delivered.</p>'}
+{('<h3>Failed expectations</h3><table><tr><th>record type</th><th>reason</th><th>expectation</th><th>observed</th><th>bound / sample rows</th></tr>' + failed + '</table>') if failed else ''}"""
 
 
 def _html(report: dict) -> str:
@@ -109,6 +197,7 @@ td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:t
 Publication: <b>{e(pub['status'])}</b>{(' in version ' + str(pub['version'])) if pub['version'] else ''}.</p>
 {('<p>Also delivered as: ' + e(', '.join(report['also_delivered_as'])) + ' (same content, loaded once).</p>') if report['also_delivered_as'] else ''}
 {('<p>Warnings: ' + e('; '.join(report['warnings'])) + '</p>') if report['warnings'] else ''}
+{_gate_html(report['gate'])}
 <h2>Rows</h2><table><tr><th>record type</th><th>delivered</th><th>accepted</th><th>quarantined</th></tr>{rows}</table>
 <h2>Quarantine by reason</h2><table><tr><th>reason</th><th>rows</th><th>meaning</th></tr>{reasons}</table>
 <h2>Sample quarantined rows (row = position in your file)</h2>{samples or '<p>None.</p>'}

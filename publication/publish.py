@@ -148,8 +148,10 @@ def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) 
     from ingestion.contract import CONTRACT_VERSION
     from ingestion.taxonomy import SEEDS_DIR, read_seed
 
+    # Admitted submissions only: a held or operator-rejected submission is not in the marts.
     submissions = [r[0] for r in con.execute(
-        "SELECT submission_id FROM raw.submissions WHERE status = 'loaded' ORDER BY ingested_at, submission_id"
+        "SELECT s.submission_id FROM raw.submissions s JOIN raw.submission_gate g USING (submission_id) "
+        "WHERE s.status = 'loaded' AND g.status IN ('passed', 'released') ORDER BY s.ingested_at, s.submission_id"
     ).fetchall()]
     taxonomy_versions = {
         p.stem: sorted({row.get("taxonomy_version", "") for row in read_seed(p.stem)})

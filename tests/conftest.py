@@ -36,6 +36,29 @@ class IngestedSample:
     def truth(self, name: str) -> pl.DataFrame:
         return pl.read_parquet(self.truth_dir / f"{name}.parquet")
 
+    def expected_held_files(self) -> set[str]:
+        """Files the submission gate must hold, derived from the truth and the configs' thresholds:
+        the planted manifest mismatches, and files where a record type's share of defective rows
+        exceeds the insurer's max_quarantine_share (assessed from min_rows_for_shares rows)."""
+        configs = load_all_configs()
+        files = self.truth("files")
+        held = set(files.filter(pl.col("expected_gate") == "held")["source_file"])
+        for rt in ("policy", "incident", "claim_valuation"):
+            per_file = self.truth(rt).group_by("insurer_id", "source_file").agg(
+                pl.len().alias("delivered"), pl.col("defect").is_not_null().sum().alias("defective")
+            )
+            for insurer_id, source_file, delivered, defective in per_file.iter_rows():
+                q = configs[insurer_id].quality
+                if delivered >= q.min_rows_for_shares and defective / delivered > q.max_quarantine_share:
+                    held.add(source_file)
+        return held
+
+    def admitted_truth(self, name: str) -> pl.DataFrame:
+        """Truth rows without defects, from files the gate admits."""
+        return self.truth(name).filter(
+            pl.col("defect").is_null() & ~pl.col("source_file").is_in(sorted(self.expected_held_files()))
+        )
+
     def con(self):
         return warehouse.connect(self.warehouse_path, read_only=True)
 
@@ -54,8 +77,10 @@ def make_resources(data_dir: Path, database: Path) -> dict:
     }
 
 
-def ingestion_assets() -> list[dg.AssetsDefinition]:
-    return list(build_defs().assets)
+def ingestion_assets() -> list:
+    """Insurer and raw-table assets with the submission gate checks of every insurer."""
+    defs = build_defs()
+    return [*defs.assets, *defs.asset_checks]
 
 
 def all_assets() -> list[dg.AssetsDefinition]:

@@ -37,6 +37,10 @@ def write_variant(tmp_path: Path, mutate) -> Path:
         (lambda d: d["record_types"].update(reinsurance={"file_pattern": "x", "columns": {}}),
          "record_types.reinsurance", "unknown record type"),
         (lambda d: d.update(insurer_id="Other Insurer"), "insurer_id", "String should match pattern"),
+        (lambda d: d["quality"].update(max_quarantine_share=1.5), "quality.max_quarantine_share", "less than or equal to 1"),
+        (lambda d: d["quality"].update(drift={"paid_factr": 4}), "quality.drift.paid_factr", "Extra inputs are not permitted"),
+        (lambda d: d["quality"].update(drift={"row_count_record_types": ["claims"]}),
+         "quality.drift.row_count_record_types", "'claims' is not a record type"),
     ],
 )
 def test_invalid_config_names_file_key_and_problem(tmp_path, mutate, key, problem):
@@ -45,6 +49,14 @@ def test_invalid_config_names_file_key_and_problem(tmp_path, mutate, key, proble
         load_config(path)
     message = str(err.value)
     assert str(path) in message and key in message and problem in message, message
+
+
+def test_gate_thresholds_default_and_override_per_insurer(tmp_path):
+    configs = load_all_configs()
+    assert configs["dongfang_pc"].quality.manifest_required and not configs["tianfu_digital"].quality.manifest_required
+    assert configs["tianfu_digital"].quality.drift.paid_factor == 5.0
+    path = write_variant(tmp_path, lambda d: d["quality"].update(drift={"paid_factor": 3.0}))
+    assert load_config(path).quality.drift.paid_factor == 3.0
 
 
 def test_onboarding_is_a_config_file(tmp_path):

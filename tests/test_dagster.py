@@ -25,6 +25,13 @@ def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
         assert node.pools == {WRITER_POOL}
     assert defs.resolve_job_def("monthly_cycle") is not None
     assert defs.resolve_sensor_def("landing_sensor") is not None
+    assert defs.resolve_job_def("review_submission") is not None
+    # Every insurer's ingestion asset carries the blocking submission gate, run in the writer pool.
+    specs = {spec.asset_key: spec for checks in build_defs().asset_checks for spec in checks.check_specs}
+    for insurer_id in load_all_configs():
+        spec = specs[asset_key(insurer_id)]
+        assert spec.name == "submission_gate" and spec.blocking
+    assert all(checks.op.pool == WRITER_POOL for checks in build_defs().asset_checks)
 
 
 def test_materialization_reports_counts(sample):
@@ -46,7 +53,11 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
 
     sensor = defs.resolve_sensor_def("landing_sensor")
     resources = {"landing": LandingZoneResource(path=str(landing))}
-    files = sorted((landing / "dongfang_pc").iterdir())
+    delivered = sorted((landing / "dongfang_pc").iterdir())
+    # Manifests travel with their data file: they start no run of their own.
+    manifests = [p for p in delivered if p.name.endswith(".manifest.json")]
+    files = [p for p in delivered if p not in manifests]
+    assert manifests and files
 
     with dg.build_sensor_context(resources=resources) as ctx:
         first = sensor(ctx)

@@ -143,7 +143,15 @@ def test_file_level_defects(sample):
 
 
 def test_landing_files_all_accounted_for(sample):
-    delivered = sorted(p.relative_to(sample.landing).as_posix() for p in sample.landing.rglob("*") if p.is_file())
+    everything = sorted(p.relative_to(sample.landing).as_posix() for p in sample.landing.rglob("*") if p.is_file())
+    manifests = {f for f in everything if f.endswith(".manifest.json")}
+    delivered = [f for f in everything if f not in manifests]
     with sample.con() as con:
         seen = sorted(r[0] for r in con.execute("SELECT source_file FROM raw.submission_files").fetchall())
+        recorded = {r[0] for r in con.execute(
+            "SELECT manifest_file FROM raw.submission_gate WHERE manifest_file IS NOT NULL").fetchall()}
     assert seen == delivered
+    # Every manifest belongs to a delivered data file, and every loaded file's manifest was read
+    # (a resubmitted file loads nothing, so its manifest copy is not read again).
+    assert manifests and {m.removesuffix(".manifest.json") for m in manifests} <= set(delivered)
+    assert recorded <= manifests and len(recorded) >= len(manifests) - 5

@@ -195,6 +195,8 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
             SELECT * REPLACE (report_date + INTERVAL 400 DAY AS report_date, 'bad-submission' AS submission_id,
                               now()::TIMESTAMP AS ingested_at)
             FROM raw.claim_valuations LIMIT 1""")
+        con.execute("""INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons, admitted_at)
+                       VALUES ('bad-submission', 'dongfang_pc', 'passed', [], now()::TIMESTAMP)""")
     before = digest(data_dir / "published" / PUBLISHED_NAME)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
@@ -223,6 +225,7 @@ def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, publis
     out = tmp_path / "feedback"
     assert write_feedback(reports, out) == n_submissions
     files = sample.truth("files")
+    held = sample.expected_held_files()
     for insurer_dir in out.iterdir():
         own = [json.loads(p.read_text(encoding="utf-8")) for p in insurer_dir.glob("*.json")]
         assert own and all(r["insurer_id"] == insurer_dir.name for r in own)
@@ -235,7 +238,12 @@ def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, publis
             if r["status"] == "loaded":
                 assert r["rows"]["delivered"] == r["rows"]["accepted"] + r["rows"]["quarantined"]
                 assert r["rows"]["quarantined"] == quarantined.get(r["submission_id"], 0)
-                assert r["publication"] == {"status": "published", "version": 1}
+                if r["source_file"] in held:
+                    assert r["gate"]["status"] == "held" and r["gate"]["reasons"]
+                    assert r["publication"] == {"status": "held", "version": None}
+                else:
+                    assert r["gate"]["status"] == "passed"
+                    assert r["publication"] == {"status": "published", "version": 1}
             else:
                 assert r["error"] and r["publication"]["status"] == "rejected"
     by_file = {r["source_file"]: r for r in reports}

@@ -10,6 +10,7 @@ prove that ingestion recovers exactly what was meant.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ import polars as pl
 
 from ingestion import contract as c
 from ingestion.config import InsurerConfig
+from ingestion.manifest import manifest_path
 
 UNKNOWN_RAW_CODE = "ZZ9"
 # Month token in file names, replacing the '*' of the insurer's file pattern.
@@ -254,11 +256,27 @@ def _write(path: Path, cfg: InsurerConfig, frame: pl.DataFrame) -> None:
 class FileTruth:
     insurer_id: str
     source_file: str
-    kind: str  # regular | resubmission | truncated | unknown_layout | extra_column
+    kind: str  # regular | resubmission | truncated | unknown_layout | extra_column | manifest_mismatch
     expected_status: str  # loaded | already_loaded | rejected
     rows: int
     record_types: str
+    manifest: bool = False
+    expected_gate: str = "passed"  # passed | held | "" (not loaded)
 
+
+def _write_manifest(path: Path, cfg: InsurerConfig, parts: dict[str, pl.DataFrame]) -> None:
+    """The insurer's control totals for a data file: rows and amount totals per record type, in the file's units."""
+    sections = {}
+    for rt, part in parts.items():
+        totals = {}
+        for name, source in cfg.record_types[rt].columns.items():
+            if c.field_map(rt)[name].kind != "money":
+                continue
+            total = part.select(pl.col(name).cast(pl.Decimal(38, 2)).sum()).item() or Decimal(0)
+            totals[source] = str(Decimal(total) / Decimal(cfg.multiplier_for(rt, name)))
+        sections[rt] = {"row_count": part.height, "totals": totals}
+    doc = {"manifest_version": "1", "data_file": path.name, "insurer": cfg.insurer_id, "record_types": sections}
+    manifest_path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
 
 def _file_name(pattern: str, month: date) -> str:
     return pattern.replace("*", month.strftime(MONTH_TOKEN))
@@ -276,6 +294,9 @@ def render_insurer(
     files: list[FileTruth] = []
     # Excel carries all record types of a month in one workbook.
     workbooks: dict[str, dict[str, tuple[str, pl.DataFrame]]] = defaultdict(dict)
+    workbook_parts: dict[str, dict[str, pl.DataFrame]] = defaultdict(dict)
+    # Insurers whose config requires a manifest deliver one with every data file.
+    with_manifest = cfg.quality.manifest_required
     for rt, rtc in cfg.record_types.items():
         frame = truth[rt].filter(pl.col("insurer_id") == cfg.insurer_id)
         frame = frame.with_columns(_assign_defects(frame, rt, rates, rng))
@@ -300,9 +321,13 @@ def render_insurer(
             if cfg.format == "excel":
                 title = f"{cfg.display_name.split(' (')[0]} 网络安全保险数据报送 {month:%Y年%m月}"
                 workbooks[name][rtc.sheet] = (title, source)
+                workbook_parts[name][rt] = part
             else:
                 _write(landing_dir / cfg.insurer_id / name, cfg, source)
-                files.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{name}", "regular", "loaded", part.height, rt))
+                if with_manifest:
+                    _write_manifest(landing_dir / cfg.insurer_id / name, cfg, {rt: part})
+                files.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{name}", "regular", "loaded", part.height, rt,
+                                       manifest=with_manifest))
     for name, sheets in workbooks.items():
         for rt, rtc in cfg.record_types.items():
             # A month without, say, incidents still delivers the sheet, with its header only.
@@ -310,8 +335,12 @@ def render_insurer(
                 empty = _render_columns(truth[rt].clear(), cfg, rt)
                 sheets[rtc.sheet] = (next(iter(sheets.values()))[0], empty)
         _write_excel(landing_dir / cfg.insurer_id / name, sheets)
+        if with_manifest:
+            parts = {rt: workbook_parts[name].get(rt, truth[rt].clear()) for rt in cfg.record_types}
+            _write_manifest(landing_dir / cfg.insurer_id / name, cfg, parts)
         rows = sum(f.height for _, f in sheets.values())
-        files.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{name}", "regular", "loaded", rows, ",".join(cfg.record_types)))
+        files.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{name}", "regular", "loaded", rows,
+                               ",".join(cfg.record_types), manifest=with_manifest))
     return {rt: pl.concat(parts, how="vertical_relaxed") for rt, parts in delivered.items()}, files
 
 
@@ -320,7 +349,9 @@ def inject_file_defects(landing_dir: Path, cfg: InsurerConfig, files: list[FileT
 
     Every insurer resubmits one file under a new name; then, in turn: a truncated upload
     (the complete file is delivered too), a file with an extra unexpected column, and a
-    file whose name matches no layout.
+    file whose name matches no layout. An insurer that delivers manifests also sends one
+    claim file whose manifest states three rows more than the file holds (rows lost in
+    transfer): the submission gate must hold that file back.
     """
     regular = sorted((f for f in files if f.kind == "regular"), key=lambda f: f.source_file)
     if not regular:
@@ -330,7 +361,19 @@ def inject_file_defects(landing_dir: Path, cfg: InsurerConfig, files: list[FileT
     src = landing_dir / original.source_file
     resent = src.with_name(src.stem + "_resend" + src.suffix)
     shutil.copyfile(src, resent)
-    extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{resent.name}", "resubmission", "already_loaded", original.rows, original.record_types))
+    extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{resent.name}", "resubmission", "already_loaded",
+                           original.rows, original.record_types, manifest=False, expected_gate=""))
+    if original.manifest:
+        shutil.copyfile(manifest_path(src), manifest_path(resent))
+
+    claim_files = [f for f in regular if "claim_valuation" in f.record_types.split(",") and f.manifest and f.rows > 0]
+    if claim_files:
+        mismatch = claim_files[(2 * len(claim_files)) // 3]
+        mpath = manifest_path(landing_dir / mismatch.source_file)
+        doc = json.loads(mpath.read_text(encoding="utf-8"))
+        doc["record_types"]["claim_valuation"]["row_count"] += 3
+        mpath.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
+        mismatch.kind, mismatch.expected_gate = "manifest_mismatch", "held"
 
     kind = ("truncated", "extra_column", "unknown_layout", "truncated", "extra_column")[index % 5]
     target = regular[len(regular) // 3]
@@ -340,14 +383,16 @@ def inject_file_defects(landing_dir: Path, cfg: InsurerConfig, files: list[FileT
         cut = path.with_name(path.stem + "_upload1" + path.suffix)
         # Cut inside a record, as an interrupted upload does.
         cut.write_bytes(data[: int(len(data) * 0.6)].rstrip(b"\n"))
-        extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{cut.name}", "truncated", "rejected", 0, target.record_types))
+        extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{cut.name}", "truncated", "rejected", 0,
+                               target.record_types, expected_gate=""))
     elif kind == "extra_column":
         _add_extra_column(path, cfg, target)
         target.kind = "extra_column"
     else:
         notes = path.with_name("delivery_notes.txt")
         notes.write_text("Monthly delivery. Contact the data office for questions.\n", encoding="utf-8")
-        extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{notes.name}", "unknown_layout", "rejected", 0, ""))
+        extra.append(FileTruth(cfg.insurer_id, f"{cfg.insurer_id}/{notes.name}", "unknown_layout", "rejected", 0, "",
+                               expected_gate=""))
     return extra
 
 

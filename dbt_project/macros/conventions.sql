@@ -17,11 +17,13 @@
     cast(round(cast({{ amount }} as decimal(38, 2)) * {{ rate }}, 2) as decimal(18, 2))
 {%- endmacro %}
 
-{#- Incremental models process only submissions ingested after what the model already holds. -#}
-{% macro only_new_submissions(column='ingested_at', qualifier=none) -%}
+{#- Incremental models process only rows admitted after what the model already holds: `column` of
+    the input against the largest `this_column` (default: the same name) of the model. Admission, not
+    ingestion, is the clock: a submission held by the gate and released later is new when released. -#}
+{% macro only_new_submissions(column='admitted_at', qualifier=none, this_column=none) -%}
     {% if is_incremental() -%}
     where {{ qualifier ~ '.' if qualifier }}{{ column }} > (
-        select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }}
+        select coalesce(max({{ this_column or column }}), cast('1900-01-01' as timestamp)) from {{ this }}
     )
     {%- endif %}
 {%- endmacro %}

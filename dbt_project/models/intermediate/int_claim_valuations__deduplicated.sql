@@ -8,12 +8,20 @@
 -- Exactly one row per claim per valuation date: the latest submission for that date wins.
 -- Amounts are converted to CNY at the rate of the valuation month (macro to_cny: rounded to the
 -- fen, half away from zero); the original currency and amounts stay beside the converted ones.
--- Incremental: only submissions ingested since the last run are read; their rows replace any
--- stored row for the same claim and date. A claim absent from a later submission keeps its last
--- state, because nothing deletes it.
-with new_rows as (
-    select * from {{ ref('stg_raw__claim_valuations') }}
-    {{ only_new_submissions() }}
+-- Incremental: only the claim valuation dates that rows admitted since the last run mention are
+-- re-ranked, over all their admitted versions (so a submission released late cannot displace a
+-- newer version); they replace the stored rows. A claim absent from a later submission keeps its
+-- last state, because nothing deletes it. changed_at (latest admission touching the row) is the watermark.
+with changed as (
+    select distinct insurer_id, claim_key, valuation_date from {{ ref('stg_raw__claim_valuations') }}
+    {{ only_new_submissions('admitted_at', this_column='changed_at') }}
+),
+
+versions as (
+    select valuations.* from {{ ref('stg_raw__claim_valuations') }} as valuations
+    {% if is_incremental() -%}
+    inner join changed using (insurer_id, claim_key, valuation_date)
+    {%- endif %}
 ),
 
 ranked as (
@@ -21,8 +29,9 @@ ranked as (
         *,
         row_number() over (
             partition by insurer_id, claim_key, valuation_date order by {{ latest_first() }}
-        ) as version_rank
-    from new_rows
+        ) as version_rank,
+        max(admitted_at) over (partition by insurer_id, claim_key, valuation_date) as changed_at
+    from versions
 ),
 
 fx as (
@@ -53,6 +62,7 @@ select
     ranked.source_file,
     ranked.source_row,
     ranked.ingested_at,
+    ranked.changed_at,
     '{{ invocation_id }}' as loaded_by_invocation
 from ranked
 left join fx

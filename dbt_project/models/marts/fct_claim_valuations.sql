@@ -34,7 +34,8 @@ select
     cast(valuations.paid_indemnity_cny + valuations.paid_expense_cny + valuations.case_reserve_cny - valuations.recoveries_cny as decimal(18, 2)) as incurred_cny,
     valuations.submission_id,
     valuations.ingested_at,
+    valuations.changed_at,
     '{{ invocation_id }}' as loaded_by_invocation
 from {{ ref('int_claim_valuations__deduplicated') }} as valuations
 left join {{ ref('tax_claim_status') }} as statuses on valuations.status = statuses.status
-{{ only_new_submissions(qualifier='valuations') }}
+{{ only_new_submissions('changed_at', qualifier='valuations') }}

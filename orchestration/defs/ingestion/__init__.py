@@ -1,4 +1,5 @@
-"""Ingestion domain: an asset per insurer config, the landing sensor, the ingestion job."""
+"""Ingestion domain: an asset per insurer config with its submission gate, the landing sensor, the
+ingestion and review jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from orchestration.defs.ingestion.assets import (
     build_ingestion_asset,
     build_raw_table_asset,
 )
+from orchestration.defs.ingestion.gate import build_gate_check, review_submission_job
 from orchestration.defs.ingestion.sensors import build_landing_sensor
 
 INGEST_JOB = "ingest_landing"
@@ -25,4 +27,7 @@ def build_defs() -> dg.Definitions:
         selection=dg.AssetSelection.groups(GROUP),
         description="Ingest every insurer's new landing files into the raw zone of the warehouse.",
     )
-    return dg.Definitions(assets=assets, jobs=[job], sensors=[build_landing_sensor(configs, job)])
+    checks = [build_gate_check(cfg) for cfg in configs.values()]
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, jobs=[job, review_submission_job], sensors=[build_landing_sensor(configs, job)]
+    )

@@ -1,5 +1,6 @@
 select
     {{ lineage_columns() }},
+    admitted.admitted_at,
     claim_key,
     incident_key,
     policy_key,
@@ -14,3 +15,9 @@ select
     coalesce(recoveries, 0) as recoveries,
     upper(currency) as currency
 from {{ source('raw', 'claim_valuations') }}
+-- Only rows of admitted submissions (passed the submission gate, or released by an operator).
+inner join (
+    select submission_id, admitted_at
+    from {{ source('raw', 'submission_gate') }}
+    where status in ('passed', 'released')
+) as admitted using (submission_id)

@@ -1,5 +1,6 @@
 select
     {{ lineage_columns() }},
+    admitted.admitted_at,
     incident_key,
     policy_key,
     insured_key,
@@ -15,3 +16,9 @@ select
     downtime_hours,
     nullif(trim(systemic_event_ref), '') as systemic_event_ref
 from {{ source('raw', 'incidents') }}
+-- Only rows of admitted submissions (passed the submission gate, or released by an operator).
+inner join (
+    select submission_id, admitted_at
+    from {{ source('raw', 'submission_gate') }}
+    where status in ('passed', 'released')
+) as admitted using (submission_id)

@@ -1,5 +1,6 @@
 select
     {{ lineage_columns() }},
+    admitted.admitted_at,
     policy_key,
     insured_key,
     industry_code,
@@ -21,3 +22,9 @@ select
     pilot_code,
     risk_assessment_score
 from {{ source('raw', 'policies') }}
+-- Only rows of admitted submissions (passed the submission gate, or released by an operator).
+inner join (
+    select submission_id, admitted_at
+    from {{ source('raw', 'submission_gate') }}
+    where status in ('passed', 'released')
+) as admitted using (submission_id)

@@ -1,0 +1,91 @@
+"""Submission manifests: the insurer's own control totals, delivered beside a data file.
+
+A manifest is a JSON file named after its data file plus `.manifest.json`
+(`claims_202403.csv` → `claims_202403.csv.manifest.json`), delivered before or with the data
+file. It states, per record type in the file, the number of rows and the total of each amount
+column, in the file's own units (a 万元 layout states 万元):
+
+    {"manifest_version": "1", "data_file": "claims_202403.csv",
+     "record_types": {"claim_valuation": {"row_count": 48,
+                      "totals": {"PaidIndemnity": "1234567.89", "PaidExpense": "2345.60"}}}}
+
+Amount columns are named by the insurer's header or by the canonical field name. Ingestion
+stores the manifest's figures (converted to currency units) beside the figures it counted;
+the submission gate reconciles the two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from ingestion import contract as c
+from ingestion.config import InsurerConfig
+
+MANIFEST_SUFFIX = ".manifest.json"
+ROW_COUNT = "row_count"
+
+
+def manifest_path(data_file: Path) -> Path:
+    return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
+
+
+def is_manifest(path: Path) -> bool:
+    return path.name.endswith(MANIFEST_SUFFIX)
+
+
+@dataclass
+class Manifest:
+    file: str  # landing-relative name of the manifest
+    # (record_type, measure) → figure in currency units; measure is ROW_COUNT or a canonical amount field
+    figures: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    error: str | None = None
+
+
+def read_manifest(data_file: Path, landing_dir: Path, cfg: InsurerConfig, record_types: list[str]) -> Manifest | None:
+    """The data file's manifest, or None if none was delivered. Problems are kept in `error`."""
+    path = manifest_path(data_file)
+    if not path.is_file():
+        return None
+    manifest = Manifest(path.relative_to(landing_dir).as_posix())
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        manifest.figures = _figures(doc, data_file.name, cfg, record_types)
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
+        manifest.error = f"{manifest.file}: {exc}" if isinstance(exc, _Invalid) else f"{manifest.file}: not readable: {exc}"
+        manifest.figures = {}
+    return manifest
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def _figures(doc: dict, data_name: str, cfg: InsurerConfig, record_types: list[str]) -> dict[tuple[str, str], Decimal]:
+    if not isinstance(doc, dict):
+        raise _Invalid("not a JSON object")
+    if doc.get("data_file") != data_name:
+        raise _Invalid(f"data_file is {doc.get('data_file')!r}, not {data_name!r}")
+    sections = doc.get("record_types")
+    if not isinstance(sections, dict):
+        raise _Invalid("record_types is missing or not an object")
+    unknown = sorted(set(sections) - set(record_types))
+    if unknown:
+        raise _Invalid(f"record type(s) not in the data file: {', '.join(unknown)}")
+    figures: dict[tuple[str, str], Decimal] = {}
+    for rt, section in sections.items():
+        count = section.get(ROW_COUNT)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise _Invalid(f"{rt}.row_count must be a non-negative integer, got {count!r}")
+        figures[(rt, ROW_COUNT)] = Decimal(count)
+        by_name = {f.name: f.name for f in c.FIELDS[rt] if f.kind == "money"}
+        by_name |= {src: name for name, src in cfg.record_types[rt].columns.items() if name in by_name}
+        for key, value in (section.get("totals") or {}).items():
+            if key not in by_name:
+                raise _Invalid(f"{rt}.totals.{key} is not an amount column of the layout")
+            name = by_name[key]
+            amount = Decimal(str(value).replace(",", "")) * Decimal(cfg.multiplier_for(rt, name))
+            figures[(rt, name)] = amount.quantize(Decimal("0.01"))
+    return figures

@@ -1,0 +1,565 @@
+"""The submission-level gate: Great Expectations suites over each new submission, then admit or hold.
+
+Every loaded submission enters `raw.submission_gate` as `pending`. The gate evaluates an
+insurer's pending submissions in delivery order:
+
+1. the record suites (`expectations/suites/{policy,incident,claim_valuation}.json`) run on the
+   submissions' accepted rows, in bounded batches of whole submissions; every failing row is
+   attributed to its submission by (submission_id, source_row);
+2. the `submission` suite runs on one profile row per submission and record type: quarantine
+   share, share of policies known, drift against the insurer's previous *admitted* submission
+   of that record type (row count, premium and paid totals, share of open claims) and the
+   reconciliation with the manifest's control totals. Thresholds come from the insurer's
+   config (`quality:`) as suite parameters.
+
+A submission with any failing expectation is **held**; the others **pass** and are admitted.
+Only admitted submissions (passed, or released by an operator) reach the dbt models, so a held
+submission never delays another insurer's. Drift skips held submissions: the next month is
+compared with the last admitted one, not with the outlier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ingestion import contract as c
+from ingestion.config import InsurerConfig
+from ingestion.manifest import ROW_COUNT
+from ingestion.taxonomy import load_taxonomy, read_seed
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "expectations" / "suites"
+ADMITTED = ("passed", "released")
+# A validation batch holds whole submissions up to about this many rows.
+MAX_BATCH_ROWS = 200_000
+SAMPLES_PER_FINDING = 5
+PROFILE_INDEX = ["submission_id", "record_type"]
+RECORD_INDEX = ["submission_id", "source_row"]
+
+
+# Why a submission is held (the `reason` in each expectation's meta in expectations/suites/).
+GATE_REASONS = {
+    "REQUIRED_FIELD": "an accepted row lacks a required field (the mapping is wrong)",
+    "RANGE": "an accepted value is outside its allowed range",
+    "DATE_ORDER": "accepted rows have dates out of order",
+    "PREMIUM_ABOVE_LIMIT": "written premium exceeds the limit (often a 元/万元 unit mix-up)",
+    "PAID_ABOVE_LIMIT": "paid indemnity exceeds the policy limit beyond the tolerance",
+    "QUARANTINE_SHARE": "too large a share of the delivered rows failed row-level validation",
+    "UNKNOWN_POLICIES": "too many incidents or claims refer to policies the insurer has not delivered",
+    "DRIFT_ROW_COUNT": "the row count moved too far from the previous admitted submission",
+    "DRIFT_PREMIUM": "the written premium total moved too far from the previous admitted submission",
+    "DRIFT_PAID": "the paid total moved too far from the previous admitted submission",
+    "DRIFT_OPEN_SHARE": "the share of open claims moved too far from the previous admitted submission",
+    "MANIFEST_INVALID": "the manifest delivered with the file cannot be read or names another file",
+    "MANIFEST_MISSING": "no manifest was delivered although the insurer's config requires one",
+    "MANIFEST_ROW_COUNT": "the rows delivered differ from the manifest's row count",
+    "MANIFEST_TOTALS": "an amount total differs from the manifest's control total",
+}
+
+
+class GateError(RuntimeError):
+    """The gate could not evaluate (a suite raised, the warehouse is inconsistent)."""
+
+
+class ReviewError(ValueError):
+    """An operator decision that cannot be taken (unknown id, wrong state, no note)."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- suites
+
+
+class SuiteRunner:
+    """The versioned suites of expectations/suites/, in an ephemeral GX context over pandas batches."""
+
+    def __init__(self, suites_dir: Path = SUITES_DIR):
+        import great_expectations as gx
+
+        self.context = gx.get_context(mode="ephemeral")
+        source = self.context.data_sources.add_pandas("submissions")
+        self.definitions = {}
+        self.versions: dict[str, str] = {}
+        self.docs: dict[str, dict] = {}
+        for path in sorted(suites_dir.glob("*.json")):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            suite = self.context.suites.add(gx.ExpectationSuite(**doc))
+            batch = source.add_dataframe_asset(doc["name"]).add_batch_definition_whole_dataframe("new_submissions")
+            self.definitions[doc["name"]] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=doc["name"], data=batch, suite=suite)
+            )
+            self.versions[doc["name"]] = doc["meta"]["version"]
+            self.docs[doc["name"]] = doc
+
+    def run(self, name: str, frame: pd.DataFrame, parameters: dict, index: list[str]) -> list[dict]:
+        """Failed expectations, each with its unexpected rows identified by the index columns."""
+        if frame.empty:
+            return []
+        result = self.definitions[name].run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
+        )
+        failures = []
+        for r in result.results:
+            _raise_on_exception(name, r)
+            if r.success:
+                continue
+            config = r.expectation_config
+            failures.append({
+                "suite": name,
+                "expectation": config.type,
+                "kwargs": {k: v for k, v in config.kwargs.items() if k in ("column", "column_A", "column_B")},
+                "reason": (config.meta or {}).get("reason", "EXPECTATION"),
+                "describe": (config.meta or {}).get("describe", ""),
+                "unexpected": r.result.get("unexpected_index_list") or [],
+            })
+        return failures
+
+
+def _raise_on_exception(suite: str, result) -> None:
+    info = result.exception_info or {}
+    infos = [info] if "raised_exception" in info else list(info.values())
+    for item in infos:
+        if isinstance(item, dict) and item.get("raised_exception"):
+            raise GateError(f"suite {suite}: {result.expectation_config.type} raised: {item.get('exception_message')}")
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Decision:
+    submission_id: str
+    source_file: str
+    status: str  # passed | held
+    reasons: list[str]
+    results: dict = field(default_factory=dict)
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        # Ratios and shares to 6 decimals: readable, and never an 18-digit run that looks like an identifier.
+        return None if value != value else round(value, 6)
+    return value
+
+
+def _open_statuses() -> list[str]:
+    return [r["status"] for r in read_seed("tax_claim_status") if r["is_open"].lower() == "true"]
+
+
+def pending_submissions(con: duckdb.DuckDBPyConnection, insurer_id: str) -> list[tuple[str, str, datetime]]:
+    return con.execute(
+        """SELECT g.submission_id, s.source_file, s.ingested_at FROM raw.submission_gate g
+           JOIN raw.submissions s USING (submission_id)
+           WHERE g.insurer_id = ? AND g.status = 'pending' ORDER BY s.ingested_at, s.submission_id""",
+        [insurer_id],
+    ).fetchall()
+
+
+def _record_frame(con, cfg: InsurerConfig, rt: str, submission_ids: list[str]) -> pd.DataFrame:
+    """Accepted rows of the given submissions, typed for pandas (money as double, dates as timestamps)."""
+    select = ["r.submission_id", "r.source_row"]
+    for f in c.stored_fields(rt):
+        name = c.key_column(f) if f.kind == "identifier" else f.name
+        if f.kind in ("money", "revenue"):
+            select.append(f"CAST(r.{name} AS DOUBLE) AS {name}")
+        elif f.kind == "date":
+            select.append(f"CAST(r.{name} AS TIMESTAMP) AS {name}")
+        else:
+            select.append(f"r.{name}")
+    joins = ""
+    if rt == "claim_valuation":
+        # The limit of the policy the claim refers to: its latest delivered version of this insurer,
+        # compared only in the same currency.
+        tolerance = 1 + cfg.quality.paid_limit_tolerance
+        select.append(f"CASE WHEN p.currency = r.currency THEN CAST(p.limit_amount AS DOUBLE) * {tolerance} END AS limit_with_tolerance")
+        joins = """LEFT JOIN (
+            SELECT insurer_id, policy_key, limit_amount, currency FROM raw.policies
+            WHERE insurer_id = $insurer AND submission_id NOT IN (SELECT submission_id FROM raw.submission_gate WHERE status = 'rejected')
+            QUALIFY row_number() OVER (PARTITION BY policy_key ORDER BY ingested_at DESC, submission_id DESC, source_row DESC) = 1
+        ) p ON p.policy_key = r.policy_key"""
+    query = (
+        f"SELECT {', '.join(select)} FROM raw.{c.RAW_TABLE[rt]} r {joins} "
+        "WHERE r.submission_id IN (SELECT unnest($ids)) ORDER BY r.submission_id, r.source_row"
+    )
+    return con.sql(query, params={"ids": submission_ids, "insurer": cfg.insurer_id} if joins else {"ids": submission_ids}).df()
+
+
+def _batches(sizes: list[tuple[str, int]], limit: int = MAX_BATCH_ROWS) -> list[list[str]]:
+    batches: list[list[str]] = [[]]
+    total = 0
+    for sid, n in sizes:
+        if batches[-1] and total + n > limit:
+            batches.append([])
+            total = 0
+        batches[-1].append(sid)
+        total += n
+    return [b for b in batches if b]
+
+
+def _record_findings(con, cfg: InsurerConfig, runner: SuiteRunner, submission_ids: list[str]) -> dict[str, list[dict]]:
+    findings: dict[str, list[dict]] = {}
+    currencies = sorted(load_taxonomy().codes["tax_currency"])
+    for rt in cfg.record_types:
+        sizes = con.execute(
+            "SELECT submission_id, rows_loaded FROM raw.submission_counts WHERE record_type = ? "
+            "AND submission_id IN (SELECT unnest(?))",
+            [rt, submission_ids],
+        ).fetchall()
+        for batch in _batches(sorted(sizes, key=lambda s: submission_ids.index(s[0]))):
+            frame = _record_frame(con, cfg, rt, batch)
+            for failure in runner.run(rt, frame, {"currencies": currencies}, RECORD_INDEX):
+                by_submission: dict[str, list[dict]] = {}
+                for row in failure["unexpected"]:
+                    by_submission.setdefault(row["submission_id"], []).append(row)
+                for sid, rows in by_submission.items():
+                    findings.setdefault(sid, []).append({
+                        "suite": f"{rt} {runner.versions[rt]}",
+                        "record_type": rt,
+                        "reason": failure["reason"],
+                        "expectation": failure["expectation"],
+                        "columns": failure["kwargs"],
+                        "describe": failure["describe"],
+                        "unexpected_rows": len(rows),
+                        "samples": [
+                            {k: _jsonable(v) for k, v in r.items() if k != "submission_id"}
+                            for r in sorted(rows, key=lambda r: r["source_row"])[:SAMPLES_PER_FINDING]
+                        ],
+                    })
+    return findings
+
+
+@dataclass
+class _Facts:
+    """What the gate knows of one submission's record type."""
+
+    submission_id: str
+    source_file: str
+    record_type: str
+    delivered: int
+    accepted: int
+    quarantined: int
+    totals: dict[str, Decimal]  # accepted amount totals
+    controls: list[dict]  # measure, delivered, manifest
+    open_share: float | None = None
+    known_policy_share: float | None = None
+
+
+def _facts(con, insurer_id: str, submission_ids: list[str]) -> dict[tuple[str, str], _Facts]:
+    if not submission_ids:
+        return {}
+    files = dict(con.execute(
+        "SELECT submission_id, source_file FROM raw.submissions WHERE submission_id IN (SELECT unnest(?))", [submission_ids]
+    ).fetchall())
+    facts = {
+        (sid, rt): _Facts(sid, files[sid], rt, delivered, loaded, quarantined, {}, [])
+        for sid, rt, delivered, loaded, quarantined in con.execute(
+            "SELECT submission_id, record_type, rows_delivered, rows_loaded, rows_quarantined FROM raw.submission_counts "
+            "WHERE submission_id IN (SELECT unnest(?))", [submission_ids]
+        ).fetchall()
+    }
+    for sid, rt, measure, delivered, accepted, manifest in con.execute(
+        "SELECT submission_id, record_type, measure, delivered, accepted, manifest FROM raw.submission_controls "
+        "WHERE submission_id IN (SELECT unnest(?)) ORDER BY submission_id, record_type, measure = 'row_count' DESC, measure",
+        [submission_ids],
+    ).fetchall():
+        f = facts.get((sid, rt))
+        if f is None:
+            continue
+        if measure != ROW_COUNT:
+            f.totals[measure] = accepted
+        f.controls.append({"measure": measure, "delivered": delivered, "manifest": manifest})
+    for sid, share in con.execute(
+        "SELECT submission_id, avg(CASE WHEN status IN (SELECT unnest(?)) THEN 1.0 ELSE 0.0 END) FROM raw.claim_valuations "
+        "WHERE submission_id IN (SELECT unnest(?)) GROUP BY ALL", [_open_statuses(), submission_ids]
+    ).fetchall():
+        facts[(sid, "claim_valuation")].open_share = float(share)
+    for rt in ("incident", "claim_valuation"):
+        for sid, share in con.execute(
+            f"""SELECT r.submission_id, avg(CASE WHEN p.policy_key IS NULL THEN 0.0 ELSE 1.0 END)
+                FROM raw.{c.RAW_TABLE[rt]} r LEFT JOIN (
+                    SELECT DISTINCT policy_key FROM raw.policies WHERE insurer_id = ?
+                    AND submission_id NOT IN (SELECT submission_id FROM raw.submission_gate WHERE status = 'rejected')
+                ) p USING (policy_key)
+                WHERE r.submission_id IN (SELECT unnest(?)) GROUP BY ALL""",
+            [insurer_id, submission_ids],
+        ).fetchall():
+            facts[(sid, rt)].known_policy_share = float(share)
+    return facts
+
+
+def _ratio(current: Decimal | int | None, previous: Decimal | int | None) -> float | None:
+    if current is None or previous is None or previous == 0:
+        return None
+    return float(Decimal(current) / Decimal(previous))
+
+
+def _profiles(
+    cfg: InsurerConfig,
+    order: list[str],
+    facts: dict[tuple[str, str], _Facts],
+    last_admitted: dict[str, str],
+    skip: set[str],
+    manifests: dict[str, tuple[str | None, str | None]],
+) -> tuple[pd.DataFrame, dict[tuple[str, str], dict]]:
+    """One row per pending submission and record type; drift against the last admitted one, skipping `skip`."""
+    q = cfg.quality
+    drift = q.drift
+    previous = dict(last_admitted)  # record type → submission id
+    rows, info = [], {}
+    for sid in order:
+        manifest_file, manifest_error = manifests.get(sid, (None, None))
+        for rt in cfg.record_types:
+            f = facts.get((sid, rt))
+            if f is None:
+                continue
+            p = facts.get((previous[rt], rt)) if rt in previous else None
+            comparable = p is not None and p.accepted >= drift.min_previous_rows and f.accepted >= drift.min_previous_rows
+            paid = (f.totals.get("paid_indemnity", 0) + f.totals.get("paid_expense", 0)) if rt == "claim_valuation" else None
+            prev_paid = (p.totals.get("paid_indemnity", 0) + p.totals.get("paid_expense", 0)) if p and rt == "claim_valuation" else None
+            row_diff = total_diff = None
+            if manifest_file and not manifest_error:
+                stated = {x["measure"]: x for x in f.controls if x["manifest"] is not None}
+                if ROW_COUNT in stated:
+                    row_diff = float(abs(stated[ROW_COUNT]["delivered"] - stated[ROW_COUNT]["manifest"]))
+                amounts = [abs(x["delivered"] - x["manifest"]) for m, x in stated.items() if m != ROW_COUNT]
+                total_diff = float(max(amounts)) if amounts else None
+            row = {
+                "submission_id": sid,
+                "record_type": rt,
+                "quarantine_share": f.quarantined / f.delivered if f.delivered >= q.min_rows_for_shares else None,
+                "known_policy_share": f.known_policy_share if f.accepted >= q.min_rows_for_shares else None,
+                "row_count_ratio": _ratio(f.accepted, p.accepted) if comparable and rt in drift.row_count_record_types else None,
+                "premium_ratio": _ratio(f.totals.get("written_premium"), p.totals.get("written_premium")) if comparable and rt == "policy" else None,
+                "paid_ratio": _ratio(paid, prev_paid) if comparable and rt == "claim_valuation" else None,
+                "open_share_change": abs(f.open_share - p.open_share)
+                if comparable and rt == "claim_valuation" and f.open_share is not None and p.open_share is not None else None,
+                "manifest_error": manifest_error,
+                "manifest_delivered": manifest_file is not None,
+                "manifest_row_difference": row_diff,
+                "manifest_total_difference": total_diff,
+            }
+            rows.append(row)
+            info[(sid, rt)] = {
+                "record_type": rt,
+                "rows": {"delivered": f.delivered, "accepted": f.accepted, "quarantined": f.quarantined},
+                "previous_submission": {"submission_id": p.submission_id, "source_file": p.source_file,
+                                        "accepted": p.accepted} if p else None,
+                "measures": {k: _jsonable(v) for k, v in row.items() if k not in PROFILE_INDEX},
+                "totals": {k: str(v) for k, v in f.totals.items()},
+                "previous_totals": {k: str(v) for k, v in p.totals.items()} if p else None,
+                "open_share": _jsonable(f.open_share),
+                "reconciliation": [
+                    {"measure": x["measure"], "counted": str(x["delivered"]),
+                     "manifest": None if x["manifest"] is None else str(x["manifest"]),
+                     "difference": None if x["manifest"] is None else str(x["delivered"] - x["manifest"])}
+                    for x in f.controls
+                ] if manifest_file else [],
+            }
+        if sid not in skip:
+            for rt in cfg.record_types:
+                if (sid, rt) in facts:
+                    previous[rt] = sid
+    frame = pd.DataFrame(rows, columns=[*PROFILE_INDEX, *(k for k in (rows[0] if rows else {}) if k not in PROFILE_INDEX)])
+    return frame, info
+
+
+def _parameters(cfg: InsurerConfig) -> dict:
+    q, d = cfg.quality, cfg.quality.drift
+    return {
+        "max_quarantine_share": q.max_quarantine_share,
+        "min_known_policy_share": q.min_known_policy_share,
+        "row_count_ratio_min": 1 / d.row_count_factor, "row_count_ratio_max": d.row_count_factor,
+        "premium_ratio_min": 1 / d.premium_factor, "premium_ratio_max": d.premium_factor,
+        "paid_ratio_min": 1 / d.paid_factor, "paid_ratio_max": d.paid_factor,
+        "open_share_change": d.open_share_change,
+        "manifest_delivered_allowed": [True] if q.manifest_required else [True, False],
+        "reconciliation_tolerance": float(q.reconciliation_tolerance),
+    }
+
+
+def evaluate_insurer(
+    con: duckdb.DuckDBPyConnection, cfg: InsurerConfig, runner: SuiteRunner | None = None
+) -> list[Decision]:
+    """Evaluate and decide every pending submission of one insurer (one transaction for the decisions)."""
+    pending = pending_submissions(con, cfg.insurer_id)
+    if not pending:
+        return []
+    runner = runner or SuiteRunner()
+    order = [sid for sid, _, _ in pending]
+    first_ingested = pending[0][2]
+
+    # The insurer's last admitted submission of each record type before the pending ones.
+    last_admitted = {
+        rt: sid for rt, sid in con.execute(
+            """SELECT sc.record_type, arg_max(s.submission_id, (s.ingested_at, s.submission_id))
+               FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
+               JOIN raw.submission_counts sc USING (submission_id)
+               WHERE g.insurer_id = ? AND g.status IN ('passed', 'released') AND s.ingested_at <= ?
+               GROUP BY ALL""",
+            [cfg.insurer_id, first_ingested],
+        ).fetchall()
+    }
+    manifests = {
+        sid: (mf, me) for sid, mf, me in con.execute(
+            "SELECT submission_id, manifest_file, manifest_error FROM raw.submission_gate WHERE submission_id IN (SELECT unnest(?))",
+            [order],
+        ).fetchall()
+    }
+    facts = _facts(con, cfg.insurer_id, order + sorted(set(last_admitted.values())))
+    record_findings = _record_findings(con, cfg, runner, order)
+
+    # Drift compares with the last admitted submission, so a held one must not serve as the baseline
+    # of the next: iterate until the set of failing submissions is stable (it settles in delivery order).
+    failing = set(record_findings)
+    parameters = _parameters(cfg)
+    for _ in range(len(order) + 1):
+        frame, info = _profiles(cfg, order, facts, last_admitted, failing, manifests)
+        profile_failures = runner.run("submission", frame, parameters, PROFILE_INDEX)
+        now_failing = set(record_findings) | {row["submission_id"] for f in profile_failures for row in f["unexpected"]}
+        if now_failing == failing:
+            break
+        failing = now_failing
+    else:  # pragma: no cover - the walk is ordered, so it settles within len(order) rounds
+        raise GateError("submission gate did not settle")
+
+    profile_findings: dict[str, list[dict]] = {}
+    for failure in profile_failures:
+        for row in failure["unexpected"]:
+            column = failure["kwargs"]["column"]
+            profile_findings.setdefault(row["submission_id"], []).append({
+                "suite": f"submission {runner.versions['submission']}",
+                "record_type": row["record_type"],
+                "reason": failure["reason"],
+                "expectation": failure["expectation"],
+                "columns": failure["kwargs"],
+                "describe": failure["describe"],
+                "observed": _jsonable(row.get(column)),
+                "threshold": _threshold(runner, failure, parameters),
+            })
+
+    decided_at = now()
+    decisions = []
+    for sid, source_file, _ in pending:
+        findings = record_findings.get(sid, []) + profile_findings.get(sid, [])
+        reasons = sorted({f["reason"] for f in findings})
+        results = {
+            "suite_versions": runner.versions,
+            "thresholds": cfg.quality.model_dump(),
+            "findings": findings,
+            "profile": [v for (s, _), v in info.items() if s == sid],
+        }
+        decisions.append(Decision(sid, source_file, "held" if reasons else "passed", reasons, results))
+    _record_decisions(con, decisions, decided_at)
+    return decisions
+
+
+def _threshold(runner: SuiteRunner, failure: dict, parameters: dict) -> dict:
+    doc = runner.docs["submission"]
+    for e in doc["expectations"]:
+        if e["type"] == failure["expectation"] and e["kwargs"].get("column") == failure["kwargs"].get("column"):
+            return {
+                k: _jsonable(parameters.get(v["$PARAMETER"]) if isinstance(v, dict) else v)
+                for k, v in e["kwargs"].items() if k in ("min_value", "max_value", "value_set")
+            }
+    return {}
+
+
+def _record_decisions(con, decisions: list[Decision], at: datetime) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for d in decisions:
+            con.execute(
+                """UPDATE raw.submission_gate SET status = ?, reasons = ?, results = ?, evaluated_at = ?,
+                   admitted_at = CASE WHEN ? = 'passed' THEN CAST(? AS TIMESTAMP) END, decided_by = 'gate', decided_at = ?
+                   WHERE submission_id = ? AND status = 'pending'""",
+                [d.status, d.reasons, json.dumps(d.results, default=_jsonable, ensure_ascii=False), at, d.status, at, at,
+                 d.submission_id],
+            )
+            con.execute(
+                "INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, ?, 'gate', ?)",
+                [d.submission_id, at, d.status, d.reasons, None],
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+# --------------------------------------------------------------------------- operator decisions
+
+
+def resolve_submission(con: duckdb.DuckDBPyConnection, prefix: str) -> str:
+    """The full submission id for an id or an unambiguous prefix of at least 8 characters."""
+    if len(prefix) < 8:
+        raise ReviewError("give at least 8 characters of the submission id")
+    matches = [r[0] for r in con.execute(
+        "SELECT submission_id FROM raw.submission_gate WHERE starts_with(submission_id, ?)", [prefix.lower()]
+    ).fetchall()]
+    if not matches:
+        raise ReviewError(f"no loaded submission with id {prefix}")
+    if len(matches) > 1:
+        raise ReviewError(f"{prefix} is ambiguous: {len(matches)} submissions")
+    return matches[0]
+
+
+def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: str, note: str) -> dict:
+    """An operator releases (admits) or rejects (never admits) a held submission; recorded with who and why."""
+    if action not in ("release", "reject"):
+        raise ReviewError(f"unknown action {action!r} (release or reject)")
+    if not note or not note.strip():
+        raise ReviewError("a note saying why is required")
+    sid = resolve_submission(con, submission)
+    status, insurer_id, source_file = con.execute(
+        "SELECT g.status, g.insurer_id, s.source_file FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) "
+        "WHERE submission_id = ?", [sid]
+    ).fetchall()[0]
+    if status != "held":
+        raise ReviewError(f"{source_file} ({sid[:12]}) is {status}, not held: only a held submission can be released or rejected")
+    new_status = "released" if action == "release" else "rejected"
+    at = now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            """UPDATE raw.submission_gate SET status = ?, admitted_at = CASE WHEN ? = 'released' THEN CAST(? AS TIMESTAMP) END,
+               decided_by = ?, decided_at = ?, decision_note = ? WHERE submission_id = ?""",
+            [new_status, new_status, at, actor, at, note.strip(), sid],
+        )
+        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, new_status, actor, note.strip()])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"submission_id": sid, "insurer_id": insurer_id, "source_file": source_file, "status": new_status,
+            "decided_by": actor, "decided_at": at.isoformat(timespec="seconds")}
+
+
+def gate_overview(con: duckdb.DuckDBPyConnection, status: str | None = None, insurer: str | None = None) -> list[dict]:
+    rows = con.execute(
+        """SELECT g.submission_id, g.insurer_id, s.source_file, g.status, g.reasons, g.evaluated_at, g.decided_by,
+                  g.decision_note
+           FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
+           WHERE (? IS NULL OR g.status = ?) AND (? IS NULL OR g.insurer_id = ?)
+           ORDER BY g.insurer_id, s.ingested_at, s.source_file""",
+        [status, status, insurer, insurer],
+    ).fetchall()
+    keys = ("submission_id", "insurer_id", "source_file", "status", "reasons", "evaluated_at", "decided_by", "decision_note")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
