@@ -148,6 +148,39 @@ def _print_status() -> None:
             click.echo(f"    {reason:18s} {n:>8,}")
 
 
+@main.command()
+@click.option("-c", "--command", "command", default=None, help="Run this SQL and exit.")
+@click.option("-f", "--file", "sql_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Run the SQL in this file and exit.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Database file (default: the published sector_claims.duckdb).")
+def sql(command: str | None, sql_file: str | None, as_csv: bool, db_path: str | None) -> None:
+    """SQL on the published sector claims database: read-only, no file access, configuration locked."""
+    from pathlib import Path
+
+    import duckdb
+
+    from cyberclaims.sql import open_published, repl, run_sql
+    from publication.publish import PUBLISHED_NAME
+
+    path = Path(db_path) if db_path else settings.paths().published / PUBLISHED_NAME
+    try:
+        con = open_published(path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    fmt = "csv" if as_csv else "table"
+    with con:
+        if command is None and sql_file is None:
+            repl(con, fmt)
+            return
+        text = command if command is not None else Path(sql_file).read_text(encoding="utf-8")
+        try:
+            run_sql(con, text, sys.stdout, fmt)
+        except duckdb.Error as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 @main.group()
 def submissions() -> None:
     """The submission gate: list submissions by gate status, show one, release or reject a held one."""

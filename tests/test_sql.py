@@ -1,0 +1,62 @@
+"""`cyberclaims sql`: actuaries query the published database; nothing else is reachable through it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+
+from orchestration.defs.transformation.project import dbt_project
+from publication.publish import PUBLISHED_NAME, publication_metadata, publish, published_tables_from_manifest
+
+
+@pytest.fixture(scope="module")
+def published_db(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("published")
+    with sample.con() as con:
+        extra = publication_metadata(con, dbt_project().project_dir)
+    publish(sample.warehouse_path, out, published_tables_from_manifest(dbt_project().manifest_path), extra)
+    return out / PUBLISHED_NAME
+
+
+def sql(db, *args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "cyberclaims.cli", "sql", "--db", str(db), *args],
+                          capture_output=True, text=True, input=stdin, timeout=120)
+
+
+def test_queries_answer_from_the_published_database_as_table_csv_file_and_shell(published_db, sample, tmp_path):
+    with sample.con() as con:
+        expected = con.execute("SELECT count(*), sum(incurred_cny) FROM marts.fct_claims").fetchall()[0]
+    result = sql(published_db, "--csv", "-c", "SELECT count(*) AS n, sum(incurred_cny) AS incurred FROM fct_claims")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows == [{"n": str(expected[0]), "incurred": str(expected[1])}]
+    table = sql(published_db, "-c", "SELECT sector_code, count(*) AS n FROM fct_claims GROUP BY ALL ORDER BY ALL")
+    assert table.returncode == 0 and "| sector_code" in table.stdout and "row(s)" in table.stdout
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT count(*) AS n FROM fct_policies;", encoding="utf-8")
+    from_file = sql(published_db, "--csv", "-f", str(query))
+    assert from_file.returncode == 0 and from_file.stdout.splitlines()[0] == "n"
+    shell = sql(published_db, "--csv", stdin="SELECT 41 + 1 AS answer;\nSELECT * FROM read_csv('/etc/passwd');\n")
+    assert "answer\n42" in shell.stdout and "disabled by configuration" in shell.stdout
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (SELECT 1) TO '{tmp}/x.csv'",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM '{tmp}/../*.parquet'",
+    "ATTACH '{tmp}/other.duckdb' AS other",
+    "SET enable_external_access = true",
+    "RESET lock_configuration",
+    "CREATE TABLE mine AS SELECT 1",
+    "INSTALL httpfs",
+])
+def test_files_writes_and_settings_are_refused(published_db, tmp_path, statement):
+    result = sql(published_db, "-c", statement.format(tmp=tmp_path))
+    assert result.returncode != 0
+    assert any(s in result.stderr for s in ("disabled by configuration", "configuration has been locked",
+                                             "read-only", "locked")), result.stderr
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "other.duckdb").exists()
