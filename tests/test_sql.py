@@ -60,3 +60,18 @@ def test_files_writes_and_settings_are_refused(published_db, tmp_path, statement
     assert any(s in result.stderr for s in ("disabled by configuration", "configuration has been locked",
                                              "read-only", "locked")), result.stderr
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "other.duckdb").exists()
+
+
+def test_every_query_in_the_actuaries_guide_runs_and_answers(published_db):
+    import re
+    from pathlib import Path
+
+    from cyberclaims.sql import open_published, run_sql
+
+    guide = Path(__file__).resolve().parents[1] / "docs" / "actuaries.md"
+    queries = re.findall(r"```sql\n(.*?)```", guide.read_text(encoding="utf-8"), re.S)
+    assert len(queries) == 10
+    with open_published(published_db) as con:
+        for i, query in enumerate(queries, 1):
+            out = io.StringIO()
+            assert run_sql(con, query, out, "csv") > 0, f"query {i} returned no rows"

@@ -47,3 +47,28 @@
     ingested_at,
     mapping_version
 {%- endmacro %}
+
+{#- Pricing segments: every combination of these dimensions is published (a CUBE); a dimension
+    rolled up reads 'all'. -#}
+{% macro segment_dimensions() -%}
+    {{ return(['sector_code', 'size_band', 'product_type', 'province_code', 'pilot_cohort']) }}
+{%- endmacro %}
+
+{% macro segment_columns() -%}
+    {%- for d in segment_dimensions() %}
+    case when grouping({{ d }}) = 1 then 'all' else {{ d }} end as {{ d }},
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro segment_cube() -%}
+    cube({{ segment_dimensions() | join(', ') }})
+{%- endmacro %}
+
+{#- The segment of a policy row (alias `policies`): unknown values are 'unknown', no pilot is 'none'. -#}
+{% macro policy_segment(policies='policies') -%}
+    coalesce({{ policies }}.sector_code, 'unknown') as sector_code,
+    coalesce({{ policies }}.revenue_band, 'unknown') as size_band,
+    coalesce({{ policies }}.product_type, 'unknown') as product_type,
+    coalesce({{ policies }}.province_code, 'unknown') as province_code,
+    case when {{ policies }}.policy_key is null then 'unknown' else coalesce({{ policies }}.pilot_code, 'none') end as pilot_cohort
+{%- endmacro %}

@@ -10,3 +10,13 @@
 {% macro unnest_list(column) -%}
     unnest({{ column }})
 {%- endmacro %}
+
+{#- Product of a numeric aggregate (chain-ladder development factors). -#}
+{% macro product_of(expr) -%}
+    product({{ expr }})
+{%- endmacro %}
+
+{#- Continuous quantile q (0–1) of an aggregate's values (interpolated, as numpy's default). -#}
+{% macro quantile_of(expr, q) -%}
+    quantile_cont({{ expr }}, {{ q }})
+{%- endmacro %}

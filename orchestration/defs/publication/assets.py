@@ -19,10 +19,9 @@ from publication.publish import (
     published_tables_from_manifest,
 )
 
-MARTS = (
-    "dim_sector", "dim_product_type", "dim_coverage_section", "dim_incident_type", "dim_region", "dim_size_band",
-    "dim_date", "fct_policies", "fct_claim_valuations", "fct_claims", "fct_loss_events", "fct_systemic_events",
-)
+# Every dbt mart is published (publication.publish.published_tables_from_manifest), so the published
+# database depends on every one of them.
+MARTS = tuple(t.name for t in published_tables_from_manifest(dbt_project().manifest_path))
 
 
 @dg.asset(

@@ -1,0 +1,74 @@
+-- Frequency and severity per accident year and segment. Claims by the year of their incident's
+-- occurrence; exposure = earned policy-years in that calendar year (agg_exposure_monthly);
+-- frequency = claims / exposure. Severity of incurred (CNY, latest valuation) per claim and per
+-- loss event (a loss event's incurred = its claims in the segment, summed): mean, median, p90, p99
+-- (interpolated) and max, with the counts behind every figure.
+with claims as (
+    {{ segmented_claims(['claim_key', 'loss_event_id', 'accident_year', 'incurred_cny']) }}
+    where claims.accident_year is not null
+),
+
+per_claim as (
+    select
+        accident_year,
+        {{ segment_columns() }}
+        count(*) as claims,
+        count(distinct loss_event_id) as loss_events,
+        sum(incurred_cny) as incurred_cny,
+        {{ severity_stats('incurred_cny', 'severity') }}
+    from claims
+    group by accident_year, {{ segment_cube() }}
+),
+
+events_by_segment as (
+    select
+        accident_year,
+        loss_event_id,
+        {{ segment_columns() }}
+        sum(incurred_cny) as event_incurred_cny
+    from claims
+    where loss_event_id is not null
+    group by accident_year, loss_event_id, {{ segment_cube() }}
+),
+
+per_event as (
+    select
+        accident_year,
+        {{ segment_dimensions() | join(', ') }},
+        {{ severity_stats('event_incurred_cny', 'event_severity') }}
+    from events_by_segment
+    group by all
+),
+
+exposure as (
+    select
+        cast(extract(year from month_start) as integer) as accident_year,
+        {{ segment_dimensions() | join(', ') }},
+        sum(earned_exposure_years) as exposure_years
+    from {{ ref('agg_exposure_monthly') }}
+    group by all
+)
+
+select
+    cast(per_claim.accident_year as integer) as accident_year,
+    {% for d in segment_dimensions() %}per_claim.{{ d }},
+    {% endfor -%}
+    cast(per_claim.claims as integer) as claims,
+    cast(per_claim.loss_events as integer) as loss_events,
+    exposure.exposure_years,
+    per_claim.claims / nullif(exposure.exposure_years, 0) as claim_frequency,
+    per_claim.loss_events / nullif(exposure.exposure_years, 0) as loss_event_frequency,
+    cast(per_claim.incurred_cny as decimal(20, 2)) as incurred_cny,
+    per_claim.severity_mean,
+    per_claim.severity_median,
+    per_claim.severity_p90,
+    per_claim.severity_p99,
+    cast(per_claim.severity_max as decimal(20, 2)) as severity_max,
+    per_event.event_severity_mean,
+    per_event.event_severity_median,
+    per_event.event_severity_p90,
+    per_event.event_severity_p99,
+    cast(per_event.event_severity_max as decimal(20, 2)) as event_severity_max
+from per_claim
+left join exposure using (accident_year, {{ segment_dimensions() | join(', ') }})
+left join per_event using (accident_year, {{ segment_dimensions() | join(', ') }})

@@ -1,0 +1,47 @@
+-- Loss ratios per accident year and segment: incurred to date (latest valuations, claims by accident
+-- year) and chain-ladder projected ultimate incurred (agg_chain_ladder, yearly, incurred) over
+-- earned premium of the same calendar year (agg_exposure_monthly).
+with premium as (
+    select
+        cast(extract(year from month_start) as integer) as accident_year,
+        {{ segment_dimensions() | join(', ') }},
+        sum(earned_premium_cny) as earned_premium_cny,
+        sum(earned_exposure_years) as exposure_years
+    from {{ ref('agg_exposure_monthly') }}
+    group by all
+),
+
+losses as (
+    select
+        accident_year,
+        {{ segment_dimensions() | join(', ') }},
+        claims,
+        incurred_cny
+    from {{ ref('agg_frequency_severity') }}
+),
+
+ultimates as (
+    select
+        cast(extract(year from accident_period_start) as integer) as accident_year,
+        {{ segment_dimensions() | join(', ') }},
+        ultimate_cny
+    from {{ ref('agg_chain_ladder') }}
+    where accident_period_type = 'year' and measure = 'incurred'
+)
+
+select
+    premium.accident_year,
+    {% for d in segment_dimensions() %}premium.{{ d }},
+    {% endfor -%}
+    cast(premium.earned_premium_cny as decimal(20, 2)) as earned_premium_cny,
+    premium.exposure_years,
+    cast(coalesce(losses.claims, 0) as integer) as claims,
+    cast(coalesce(losses.incurred_cny, 0) as decimal(20, 2)) as incurred_cny,
+    cast(coalesce(ultimates.ultimate_cny, 0) as decimal(26, 6)) as ultimate_incurred_cny,
+    cast(coalesce(losses.incurred_cny, 0) as double) / nullif(cast(premium.earned_premium_cny as double), 0)
+        as incurred_loss_ratio,
+    cast(coalesce(ultimates.ultimate_cny, 0) as double) / nullif(cast(premium.earned_premium_cny as double), 0)
+        as ultimate_loss_ratio
+from premium
+left join losses using (accident_year, {{ segment_dimensions() | join(', ') }})
+left join ultimates using (accident_year, {{ segment_dimensions() | join(', ') }})
