@@ -1,0 +1,1 @@
+"""Pilot statistics for regulators: aggregates with disclosure control."""
