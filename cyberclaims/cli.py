@@ -241,22 +241,17 @@ def _review(action: str, submission_id: str, note: str, reviewer: str | None) ->
         click.echo("It enters the marts and the published database with the next `cyberclaims run`.")
 
 
-@submissions.command("release")
-@click.argument("submission_id")
-@click.option("--note", required=True, help="Why it may be admitted (recorded, shown in the insurer's feedback).")
-@click.option("--reviewer", default=None, help="Who decides (default: $USER).")
-def submissions_release(submission_id: str, note: str, reviewer: str | None) -> None:
-    """Admit a held submission."""
-    _review("release", submission_id, note, reviewer)
+def _review_command(action: str, summary: str, why: str) -> None:
+    @submissions.command(action, help=summary)
+    @click.argument("submission_id")
+    @click.option("--note", required=True, help=f"{why} (recorded, shown in the insurer's feedback).")
+    @click.option("--reviewer", default=None, help="Who decides (default: $USER).")
+    def command(submission_id: str, note: str, reviewer: str | None) -> None:
+        _review(action, submission_id, note, reviewer)
 
 
-@submissions.command("reject")
-@click.argument("submission_id")
-@click.option("--note", required=True, help="Why it is rejected (recorded, shown in the insurer's feedback).")
-@click.option("--reviewer", default=None, help="Who decides (default: $USER).")
-def submissions_reject(submission_id: str, note: str, reviewer: str | None) -> None:
-    """Reject a held submission for good: its rows never reach the marts."""
-    _review("reject", submission_id, note, reviewer)
+_review_command("release", "Admit a held submission.", "Why it may be admitted")
+_review_command("reject", "Reject a held submission for good: its rows never reach the marts.", "Why it is rejected")
 
 
 @main.command()

@@ -224,7 +224,8 @@ def _record_findings(con, cfg: InsurerConfig, runner: SuiteRunner, submission_id
             "AND submission_id IN (SELECT unnest(?))",
             [rt, submission_ids],
         ).fetchall()
-        for batch in _batches(sorted(sizes, key=lambda s: submission_ids.index(s[0]))):
+        position = {sid: i for i, sid in enumerate(submission_ids)}
+        for batch in _batches(sorted(sizes, key=lambda s: position[s[0]])):
             frame = _record_frame(con, cfg, rt, batch)
             for failure in runner.run(rt, frame, {"currencies": currencies}, RECORD_INDEX):
                 by_submission: dict[str, list[dict]] = {}

@@ -86,9 +86,6 @@ class ProtectedTable:
     def value(self, key: tuple[Hashable, Hashable]) -> float:
         return self.cells[key].amount
 
-    def entries(self) -> list[tuple[Hashable, Hashable]]:
-        return list(self.cells)
-
 
 def with_margins(rows: Iterable[Hashable], columns: Iterable[Hashable],
                  cells: dict[tuple[Hashable, Hashable], Contribution]) -> ProtectedTable:
@@ -194,11 +191,11 @@ def protect_linked(tables: dict[str, ProtectedTable], rules: DisclosureRules,
         for name, table in tables.items():
             side = shared_margins.get(name)
             keys = [(h, TOTAL) for h in hidden] if side == "rows" else [(TOTAL, h) for h in hidden] if side == "columns" else []
-            for key in keys:
-                if key in table.cells and key not in table.suppressed:
-                    table.suppressed[key] = [SECONDARY]
-                    changed = True
-            if changed:
+            added = [k for k in keys if k in table.cells and k not in table.suppressed]
+            for key in added:
+                table.suppressed[key] = [SECONDARY]
+            if added:
                 secondary_suppression(table)
+                changed = True
         if not changed:
             return tables
