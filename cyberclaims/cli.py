@@ -182,6 +182,51 @@ def sql(command: str | None, sql_file: str | None, as_csv: bool, db_path: str | 
 
 
 @main.group()
+def report() -> None:
+    """Reports built from the published data."""
+
+
+@report.command("regulator")
+@click.option("--quarter", default=None, metavar="YYYYQn",
+              help="Quarter of the pack, e.g. 2025Q4 (default: the latest complete quarter in the data).")
+def report_regulator(quarter: str | None) -> None:
+    """Pilot statistics for the regulator, with disclosure control, into data/regulator/<quarter>/."""
+    from regulator.statistics import PackError, parse_quarter
+
+    if quarter is not None:
+        try:
+            year, q = parse_quarter(quarter)
+        except PackError as exc:
+            raise click.ClickException(str(exc)) from None
+        quarter = f"{year}Q{q}"
+    settings.ensure_dagster_home()
+    _prepare_dbt()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.regulator import REGULATOR_JOB
+
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(REGULATOR_JOB).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"ops": {"regulator__pilot_statistics": {"config": {"quarter": quarter}}}},
+        )
+        if not result.success:
+            errors = [e.event_specific_data.error.message.strip() for e in result.all_events
+                      if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+            raise click.ClickException("; ".join(errors) or f"run {result.run_id} failed")
+        metadata = result.asset_materializations_for_node("regulator__pilot_statistics")[0].metadata
+    folder = settings.paths().regulator / metadata["quarter"].value
+    click.echo(f"Regulator pack {metadata['quarter'].value} (data cut-off {metadata['data_cutoff'].value}, "
+               f"publication version {metadata['publication_version'].value}, "
+               f"{metadata['contributing_insurers'].value} insurers): {folder}")
+    click.echo(f"  disclosure control: {metadata['suppression'].value}")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        click.echo(f"  {path.relative_to(folder)}  {path.stat().st_size:,} bytes")
+
+
+@main.group()
 def submissions() -> None:
     """The submission gate: list submissions by gate status, show one, release or reject a held one."""
 

@@ -38,6 +38,16 @@ class Paths:
         return self.data_dir / "published"
 
     @property
+    def regulator(self) -> Path:
+        """The regulator packs, one folder per quarter: what is handed to the regulator."""
+        return self.data_dir / "regulator"
+
+    @property
+    def regulator_audit(self) -> Path:
+        """Who contributes to every cell of each pack and why cells are hidden: the bureau's only."""
+        return self.data_dir / "internal" / "regulator"
+
+    @property
     def demo_key_file(self) -> Path:
         return self.data_dir / "secrets" / "hmac.key"
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.defs import ingestion, publication, transformation
+from orchestration.defs import ingestion, publication, regulator, transformation
 from orchestration.defs.resources import default_resources
 
 CYCLE_JOB = "monthly_cycle"
@@ -12,8 +12,9 @@ cycle_job = dg.define_asset_job(
     CYCLE_JOB,
     selection=dg.AssetSelection.all(),
     description=(
-        "The whole cycle: ingest what arrived, build and test every dbt model, then publish the "
-        "sector claims database if every check passed."
+        "The whole cycle: ingest what arrived, build and test every dbt model, publish the sector claims "
+        "database if every check passed, then the insurers' feedback and the regulator pack of the latest "
+        "complete quarter."
     ),
 )
 
@@ -21,6 +22,7 @@ defs = dg.Definitions.merge(
     ingestion.build_defs(),
     transformation.build_defs(),
     publication.build_defs(),
+    regulator.build_defs(),
     dg.Definitions(
         jobs=[
             cycle_job,

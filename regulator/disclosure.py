@@ -18,8 +18,16 @@ subtract the same amount around the cycle without changing anything published. S
 suppressed entry is a bridge, the cheapest rectangle of further suppressions closing a cycle
 through it is added (interior cells before margins, smallest amounts first).
 
-Tables that publish the same margin (e.g. sector totals in sector × product and sector ×
-incident type) share its suppression: a margin suppressed in one is suppressed in all, and the
+A one-way table (no columns) publishes its cells and their total: one equation, so a lone
+suppressed entry is derivable and a second one (the smallest other cell) is added.
+
+Complementary suppressions avoid *fragile* cells — cells where some additive figure is zero. An
+attacker knows amounts are not negative, so a cycle through a zero can only be moved one way and
+may pin a value down.
+
+Tables of one pack are linked: the same figure published in two places (sector totals in sector ×
+product and sector × incident type, the grand total of every table, a quarter's sector totals in
+the sector × quarter table) is one entry, and a suppression of one is a suppression of all. The
 tables are protected again until nothing changes.
 """
 
@@ -34,6 +42,8 @@ PRIMARY_FEW_INSURERS = "FEW_INSURERS"
 PRIMARY_FEW_INSUREDS = "FEW_INSUREDS"
 PRIMARY_DOMINANCE = "DOMINANCE"
 SECONDARY = "SECONDARY"
+# Hidden because an earlier pack hid the figure it would reveal by subtraction.
+CARRIED = "CARRIED"
 
 
 @dataclass(frozen=True)
@@ -49,27 +59,40 @@ class Contribution:
 
     by_insurer: dict[str, float] = field(default_factory=dict)
     insureds: set[Hashable] = field(default_factory=set)
+    # Further amounts the dominance rule applies to (e.g. written premium beside earned), by name.
+    amounts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def amount(self) -> float:
         return sum(self.by_insurer.values())
 
+    def copy(self) -> Contribution:
+        return Contribution(dict(self.by_insurer), set(self.insureds),
+                            {name: dict(shares) for name, shares in self.amounts.items()})
+
     def add(self, other: Contribution) -> None:
         for insurer, amount in other.by_insurer.items():
             self.by_insurer[insurer] = self.by_insurer.get(insurer, 0.0) + amount
         self.insureds |= other.insureds
+        for name, shares in other.amounts.items():
+            mine = self.amounts.setdefault(name, {})
+            for insurer, amount in shares.items():
+                mine[insurer] = mine.get(insurer, 0.0) + amount
 
 
 def primary_reasons(cell: Contribution, rules: DisclosureRules) -> list[str]:
+    """Why a cell may not be published. Every insurer listed contributes, even with a zero amount
+    (it reports incidents or claims there)."""
     reasons = []
-    insurers = [i for i, a in cell.by_insurer.items() if a != 0] or list(cell.by_insurer)
-    if len(insurers) < rules.min_insurers:
+    if len(cell.by_insurer) < rules.min_insurers:
         reasons.append(PRIMARY_FEW_INSURERS)
     if len(cell.insureds) < rules.min_insureds:
         reasons.append(PRIMARY_FEW_INSUREDS)
-    total = cell.amount
-    if total > 0 and max(cell.by_insurer.values()) > rules.dominance_share * total:
-        reasons.append(PRIMARY_DOMINANCE)
+    for shares in (cell.by_insurer, *cell.amounts.values()):
+        total = sum(shares.values())
+        if total > 0 and max(shares.values()) > rules.dominance_share * total:
+            reasons.append(PRIMARY_DOMINANCE)
+            break
     return reasons
 
 
@@ -82,6 +105,10 @@ class ProtectedTable:
     columns: list[Hashable]
     cells: dict[tuple[Hashable, Hashable], Contribution]
     suppressed: dict[tuple[Hashable, Hashable], list[str]] = field(default_factory=dict)
+    # Entries to avoid as complementary suppressions: some additive figure is zero, or the figure was
+    # already published (in an earlier pack) so hiding it now protects nothing.
+    fragile: set[tuple[Hashable, Hashable]] = field(default_factory=set)
+    published_before: set[tuple[Hashable, Hashable]] = field(default_factory=set)
 
     def value(self, key: tuple[Hashable, Hashable]) -> float:
         return self.cells[key].amount
@@ -98,10 +125,21 @@ def with_margins(rows: Iterable[Hashable], columns: Iterable[Hashable],
     for r in rows:
         for c in columns:
             cell = cells.get((r, c), Contribution())
-            grid[(r, c)] = Contribution(dict(cell.by_insurer), set(cell.insureds))
+            grid[(r, c)] = cell.copy()
             for key in ((r, TOTAL), (TOTAL, c), (TOTAL, TOTAL)):
                 grid[key].add(cell)
     return ProtectedTable(rows, columns, grid)
+
+
+def one_way(rows: Iterable[Hashable], cells: dict[Hashable, Contribution]) -> ProtectedTable:
+    """A one-way table: cells at (row, TOTAL), their total at (TOTAL, TOTAL)."""
+    rows = list(rows)
+    grid = {(TOTAL, TOTAL): Contribution()}
+    for r in rows:
+        cell = cells.get(r, Contribution())
+        grid[(r, TOTAL)] = cell.copy()
+        grid[(TOTAL, TOTAL)].add(cell)
+    return ProtectedTable(rows, [], grid)
 
 
 def _is_bridge(edge: tuple, edges: set[tuple]) -> bool:
@@ -128,13 +166,28 @@ def _is_bridge(edge: tuple, edges: set[tuple]) -> bool:
 def _cost(table: ProtectedTable, key: tuple) -> float:
     if key in table.suppressed:
         return 0.0
-    # Margins are the figures a regulator reads first: suppress interior cells before them.
-    penalty = 1e12 if TOTAL in key else 0.0
+    # Margins are the figures a regulator reads first: suppress interior cells before them; a
+    # fragile cell protects nothing in the direction of its zero.
+    penalty = ((1e15 if key in table.published_before else 0.0) + (1e12 if TOTAL in key and table.columns else 0.0)
+               + (1e9 if key in table.fragile else 0.0))
     return penalty + abs(table.value(key)) + 1.0
+
+
+def _one_way_suppression(table: ProtectedTable) -> None:
+    if len(table.suppressed) != 1:
+        return
+    # Prefer a cell over the total (the total is always kept if anything else will do).
+    candidates = [(r, TOTAL) for r in table.rows if (r, TOTAL) not in table.suppressed]
+    if not candidates:
+        candidates = [(TOTAL, TOTAL)]
+    table.suppressed[min(candidates, key=lambda k: (_cost(table, k), str(k)))] = [SECONDARY]
 
 
 def secondary_suppression(table: ProtectedTable) -> None:
     """Add the least costly suppressions until no suppressed entry can be solved for (in place)."""
+    if not table.columns:
+        _one_way_suppression(table)
+        return
     all_rows, all_columns = [*table.rows, TOTAL], [*table.columns, TOTAL]
     while True:
         edges = set(table.suppressed)
@@ -161,41 +214,61 @@ def secondary_suppression(table: ProtectedTable) -> None:
             table.suppressed.setdefault(key, [SECONDARY])
 
 
-def protect(table: ProtectedTable, rules: DisclosureRules) -> ProtectedTable:
+def primary_suppression(table: ProtectedTable, rules: DisclosureRules) -> None:
     for key, cell in table.cells.items():
         reasons = primary_reasons(cell, rules)
         # An empty cell (nobody contributes) reveals nothing about anyone: it stays a published zero.
         if reasons and (cell.by_insurer or cell.insureds):
-            table.suppressed[key] = reasons
+            table.suppressed[key] = [*table.suppressed.get(key, []), *reasons]
+
+
+def protect(table: ProtectedTable, rules: DisclosureRules) -> ProtectedTable:
+    primary_suppression(table, rules)
     secondary_suppression(table)
     return table
+
+
+Entry = tuple[str, tuple[Hashable, Hashable]]
+
+
+def protect_all(tables: dict[str, ProtectedTable], rules: DisclosureRules,
+                links: Iterable[Iterable[Entry]] = (), carried: Iterable[Entry] = ()) -> dict[str, ProtectedTable]:
+    """Protect linked tables. Each link lists entries `(table name, key)` that publish the same
+    figure (or must be hidden together): once one is suppressed, all are, and every table touched
+    is protected again until nothing changes. `carried` entries are hidden whatever their figures."""
+    links = [[(name, key) for name, key in link if name in tables and key in tables[name].cells] for link in links]
+    for name, key in carried:
+        if name in tables and key in tables[name].cells:
+            tables[name].suppressed.setdefault(key, [CARRIED])
+    for table in tables.values():
+        protect(table, rules)
+    while True:
+        changed: set[str] = set()
+        for link in links:
+            if any(key in tables[name].suppressed for name, key in link):
+                for name, key in link:
+                    if key not in tables[name].suppressed:
+                        tables[name].suppressed[key] = [SECONDARY]
+                        changed.add(name)
+        if not changed:
+            return tables
+        for name in changed:
+            secondary_suppression(tables[name])
 
 
 def protect_linked(tables: dict[str, ProtectedTable], rules: DisclosureRules,
                    shared_margins: dict[str, str]) -> dict[str, ProtectedTable]:
     """Protect tables that publish the same margins. `shared_margins` names, per table, which of its
     dimensions ('rows' or 'columns') is shared: the row (or column) totals of every table naming the
-    same dimension value are the same published figure, so a suppression of one is a suppression
-    of all."""
-    for table in tables.values():
-        protect(table, rules)
-    while True:
-        changed = False
-        hidden: set[Hashable] = set()
-        for name, table in tables.items():
-            side = shared_margins.get(name)
-            if side == "rows":
-                hidden |= {r for (r, c) in table.suppressed if c == TOTAL and r != TOTAL}
-            elif side == "columns":
-                hidden |= {c for (r, c) in table.suppressed if r == TOTAL and c != TOTAL}
-        for name, table in tables.items():
-            side = shared_margins.get(name)
-            keys = [(h, TOTAL) for h in hidden] if side == "rows" else [(TOTAL, h) for h in hidden] if side == "columns" else []
-            added = [k for k in keys if k in table.cells and k not in table.suppressed]
-            for key in added:
-                table.suppressed[key] = [SECONDARY]
-            if added:
-                secondary_suppression(table)
-                changed = True
-        if not changed:
-            return tables
+    same dimension value are the same published figure; grand totals are shared by all."""
+    links: dict[Hashable, list[Entry]] = {}
+    for name, table in tables.items():
+        links.setdefault(TOTAL, []).append((name, (TOTAL, TOTAL)))
+        side = shared_margins.get(name)
+        if side == "rows":
+            for r in table.rows:
+                links.setdefault(("rows", r), []).append((name, (r, TOTAL)))
+        elif side == "columns":
+            for c in table.columns:
+                links.setdefault(("columns", c), []).append((name, (TOTAL, c)))
+    return protect_all(tables, rules, links.values())

@@ -61,6 +61,17 @@ def test_generate_then_run_twice(tmp_path):
     reports = list((tmp_path / "data" / "feedback").glob("*/*.json"))
     assert len(reports) == after_first["submissions"]
 
+    # The cycle ends with the regulator pack of the latest complete quarter.
+    pack = tmp_path / "data" / "regulator" / "2024Q4"
+    assert (pack / "cyber_insurance_pilot_statistics_2024Q4.xlsx").stat().st_size > 0
+    assert len(list((pack / "csv").glob("*.csv"))) == 13 and len(list((pack / "charts").glob("*.png"))) == 7
+    assert (tmp_path / "data" / "internal" / "regulator" / "2024Q4" / "suppression_audit.csv").exists()
+    earlier = cli("report", "regulator", "--quarter", "2024q3", env=env)
+    assert earlier.returncode == 0, earlier.stdout + earlier.stderr
+    assert "Regulator pack 2024Q3" in earlier.stdout and "publication version 1" in earlier.stdout
+    incomplete = cli("report", "regulator", "--quarter", "2025Q1", env=env)
+    assert incomplete.returncode == 1 and "2025Q1 is not complete" in incomplete.stderr
+
     second = cli("run", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first

@@ -124,3 +124,15 @@ def test_monthly_schedule_runs_the_whole_cycle():
     assert schedule.cron_schedule == "0 6 3 * *" and schedule.job_name == "monthly_cycle"
     cycle = defs.resolve_job_def("monthly_cycle")
     assert dg.AssetKey(["published", "sector_claims"]) in cycle.asset_layer.executable_asset_keys
+
+
+def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
+    from orchestration.definitions import defs
+
+    pack = dg.AssetKey(["regulator", "pilot_statistics"])
+    assert pack in defs.resolve_job_def("monthly_cycle").asset_layer.executable_asset_keys
+    schedule = defs.resolve_schedule_def("quarterly_regulator_schedule")
+    assert schedule.job_name == "regulator_pack" and schedule.cron_schedule == "0 6 10 1,4,7,10 *"
+    assert defs.resolve_job_def("regulator_pack").asset_layer.executable_asset_keys == {pack}
+    upstream = defs.resolve_assets_def(pack).asset_deps[pack]
+    assert dg.AssetKey(["published", "sector_claims"]) in upstream

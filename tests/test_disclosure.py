@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import linprog
 
 from regulator.disclosure import (
+    CARRIED,
     PRIMARY_DOMINANCE,
     PRIMARY_FEW_INSUREDS,
     PRIMARY_FEW_INSURERS,
@@ -16,8 +17,10 @@ from regulator.disclosure import (
     TOTAL,
     Contribution,
     DisclosureRules,
+    one_way,
     primary_reasons,
     protect,
+    protect_all,
     protect_linked,
     with_margins,
 )
@@ -65,7 +68,8 @@ def attack(tables: list, shared: dict | None = None) -> dict:
             var(t, key)
     rows_eq, rhs = [], []
     for t, table in enumerate(tables):
-        lines = [[(r, c) for c in table.columns] + [(r, TOTAL)] for r in [*table.rows, TOTAL]]
+        # A one-way table has a single equation: its cells (r, TOTAL) add up to (TOTAL, TOTAL).
+        lines = [[(r, c) for c in table.columns] + [(r, TOTAL)] for r in [*table.rows, TOTAL]] if table.columns else []
         lines += [[(r, c) for r in table.rows] + [(TOTAL, c)] for c in [*table.columns, TOTAL]]
         for line in lines:
             coefficients = np.zeros(len(variables) + 64)
@@ -171,3 +175,52 @@ def test_tables_sharing_margins_are_protected_together():
         shared[(0, (s, TOTAL))] = ("sector_total", s)
         shared[(1, (s, TOTAL))] = ("sector_total", s)
     assert_nothing_pinned([a, b], shared)
+
+
+def test_a_one_way_table_hides_a_second_cell_beside_a_lone_primary():
+    rng = random.Random(11)
+    provinces = [f"p{i}" for i in range(8)]
+    cells = {p: cell(rng, 4, 30) for p in provinces}
+    cells["p3"] = cell(rng, 2, 3)  # too few insurers and insureds
+    table = protect(one_way(provinces, cells), RULES)
+    assert table.suppressed[("p3", TOTAL)] == [PRIMARY_FEW_INSURERS, PRIMARY_FEW_INSUREDS]
+    assert len(table.suppressed) == 2 and (TOTAL, TOTAL) not in table.suppressed
+    # The second is the smallest other cell: the least information lost.
+    second = next(k for k in table.suppressed if k != ("p3", TOTAL))
+    assert table.value(second) == min(table.value((p, TOTAL)) for p in provinces if p != "p3")
+    assert_nothing_pinned([table])
+
+
+def test_an_empty_or_zero_cell_is_not_chosen_to_protect_another():
+    """Amounts are not negative: a cycle through a zero moves one way only, so complements avoid it."""
+    rows, columns = ["a", "b", "c"], ["x", "y", "z"]
+    rng = random.Random(5)
+    cells = {(r, c): cell(rng, 4, 20, amounts=[100.0, 100.0, 100.0, 100.0]) for r in rows for c in columns}
+    cells[("a", "x")] = cell(rng, 1, 2)
+    del cells[("b", "y")]  # nobody contributes: a published zero
+    table = with_margins(rows, columns, cells)
+    table.fragile = {("b", "y")}
+    protect(table, RULES)
+    assert ("b", "y") not in table.suppressed
+    assert_nothing_pinned([table])
+
+
+def test_linked_entries_and_carried_suppressions():
+    """A figure repeated in two tables is hidden in both; an entry an earlier pack hid stays hidden."""
+    rng = random.Random(9)
+    rows, columns = ["r0", "r1", "r2", "r3"], ["c0", "c1", "c2"]
+    cells = {(r, c): cell(rng, 4, 20) for r in rows for c in columns}
+    for c in columns:  # row r1 comes from one insurer: its total is a primary suppression
+        cells[("r1", c)] = Contribution({"ins_0": 1000.0}, {f"insd_{c}"})
+    a = with_margins(rows, columns, cells)
+    b = one_way(rows, {r: a.cells[(r, TOTAL)] for r in rows})  # a's row totals, published again
+    tables = protect_all({"a": a, "b": b}, RULES,
+                         links=[[("a", (r, TOTAL)), ("b", (r, TOTAL))] for r in rows],
+                         carried=[("a", ("r3", "c2"))])
+    assert a.suppressed[("r3", "c2")] == [CARRIED]
+    assert ("r1", TOTAL) in b.suppressed and ("r1", TOTAL) in a.suppressed
+    hidden_rows_a = {r for (r, c) in a.suppressed if c == TOTAL}
+    hidden_rows_b = {r for (r, c) in b.suppressed if r != TOTAL}
+    assert hidden_rows_a == hidden_rows_b
+    shared = {(t, (r, TOTAL)): ("row", r) for t in (0, 1) for r in rows}
+    assert_nothing_pinned([tables["a"], tables["b"]], shared)

@@ -1,0 +1,12 @@
+"""Regulator domain: the quarterly pilot statistics pack, built from the published marts."""
+
+import dagster as dg
+
+from orchestration.defs.regulator.assets import REGULATOR_JOB, regulator_pack, regulator_pack_job
+from orchestration.defs.regulator.schedules import quarterly_regulator_schedule
+
+__all__ = ["REGULATOR_JOB", "build_defs"]
+
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(assets=[regulator_pack], jobs=[regulator_pack_job], schedules=[quarterly_regulator_schedule])

@@ -1,0 +1,53 @@
+"""The regulator pack as a Dagster asset downstream of the published database."""
+
+import dagster as dg
+
+from cyberclaims.settings import paths
+from orchestration.defs.publication.assets import sector_claims_db
+from orchestration.defs.resources import WRITER_POOL, WarehouseResource
+from regulator.pack import build_pack, write_pack
+
+REGULATOR_JOB = "regulator_pack"
+
+
+class RegulatorPackConfig(dg.Config):
+    quarter: str | None = None  # e.g. "2025Q4"; default: the latest complete quarter in the data
+
+
+@dg.asset(
+    key=dg.AssetKey(["regulator", "pilot_statistics"]),
+    deps=[sector_claims_db.key],
+    group_name="regulator",
+    kinds={"excel", "html", "json"},
+    # Reads the warehouse: it must not overlap a writer.
+    pool=WRITER_POOL,
+    description=(
+        "data/regulator/<quarter>/: pilot statistics for the regulator for a quarter and the year to date "
+        "(workbook with cover and notes, CSV, JSON, HTML/PDF report with charts), with disclosure control. "
+        "The bureau's audit of every cell (contributors, reasons) goes to data/internal/regulator/<quarter>/."
+    ),
+)
+def regulator_pack(
+    context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    pack, audit = build_pack(warehouse.path, paths().published, config.quarter)
+    written = write_pack(pack, audit, paths().regulator, paths().regulator_audit)
+    context.log.info(f"regulator pack {pack.quarter}: {written['workbook']}")
+    return dg.MaterializeResult(
+        metadata={
+            "quarter": pack.quarter,
+            "data_cutoff": str(pack.cutoff_date),
+            "publication_version": pack.publication_version or 0,
+            "contributing_insurers": pack.contributing_insurers,
+            "suppression": dg.MetadataValue.json(pack.suppression_summary),
+            "workbook": dg.MetadataValue.path(str(written["workbook"])),
+            "report": dg.MetadataValue.path(str(written["html"])),
+        }
+    )
+
+
+regulator_pack_job = dg.define_asset_job(
+    REGULATOR_JOB,
+    selection=dg.AssetSelection.assets(regulator_pack),
+    description="Build the regulator pack for a quarter (default: the latest complete one) from the published data.",
+)

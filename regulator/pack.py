@@ -1,0 +1,470 @@
+"""Build the quarterly regulator pack: statistics, disclosure control, and the files.
+
+`build_pack` reads the internal warehouse (read-only) and returns the protected `Pack` with an
+internal `Audit` (who contributes to every cell and why each hidden one is hidden — for the
+bureau, never for the regulator). `write_pack` writes the regulator's folder and, beside it, the
+internal audit folder.
+
+Disclosure control runs per table, period and group of figures: exposure figures (policies,
+insureds, premium) and loss figures (incidents, claims, amounts, quantiles) of a cell have their
+own contributors, so each group has its own suppression pattern; a ratio of the two (loss ratio,
+frequency) is hidden when either is. Links between the tables of a pack:
+- sector totals are published in sector × product and in sector × incident type;
+- the grand total of a group is the same figure in every table of the period;
+- sector × quarter repeats the quarter's sector totals (its column for the quarter) and the
+  year-to-date sector totals (its total column);
+- a cell hidden for the quarter is hidden for the year to date and the other way round: with the
+  previous pack's year to date, either one would give the other by subtraction (and for the first
+  quarter they are the same figure).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from publication.publish import published_version
+from regulator import disclosure
+from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
+from regulator.model import (
+    MEASURE_BY_CODE,
+    NOT_AVAILABLE,
+    SUPPRESSED,
+    TABLE_SPECS,
+    TOTAL_CODE,
+    Cell,
+    Pack,
+    PackTable,
+    TableSpec,
+)
+from regulator.statistics import (
+    CellStats,
+    Key,
+    PackError,
+    Period,
+    SeverityBand,
+    aggregate,
+    attach,
+    build_atoms,
+    claims_without_occurrence,
+    contributing_insurers,
+    data_cutoff,
+    labels,
+    latest_complete_quarter,
+    parse_quarter,
+    quarter_period,
+    ytd_period,
+)
+
+DEFAULT_CONFIG = Path(__file__).with_name("pack.yaml")
+GROUPS = ("exposure", "loss")
+TOTAL_LABEL = ("合计", "Total")
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    rules: DisclosureRules
+    severity_bands: tuple[SeverityBand, ...]
+    # Pilot codes name a cohort and a sector (PILOT-2023-FIN): table 4 is by cohort.
+    cohort_pattern: str = r"^(PILOT-\d{4})"
+
+
+def load_config(path: Path | None = None) -> PackConfig:
+    path = path or DEFAULT_CONFIG
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rules = DisclosureRules(**doc["disclosure"])
+        bands = tuple(
+            SeverityBand(b["code"], b["zh"], b["en"], None if b["upper"] is None else Decimal(str(b["upper"])))
+            for b in doc["severity_bands"]
+        )
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise PackError(f"{path}: not a valid regulator pack configuration ({exc})") from exc
+    if not (rules.min_insurers >= 1 and rules.min_insureds >= 1 and 0 < rules.dominance_share <= 1):
+        raise PackError(f"{path}: disclosure thresholds out of range: {rules}")
+    if [b.upper for b in bands].count(None) != 1 or bands[-1].upper is not None:
+        raise PackError(f"{path}: exactly the last severity band must have no upper bound")
+    return PackConfig(rules, bands, doc.get("pilot_cohort_pattern", PackConfig.cohort_pattern))
+
+
+@dataclass
+class Audit:
+    """Internal: every protected grid with its contributions and suppression reasons."""
+
+    quarter: str
+    grids: dict[str, ProtectedTable] = field(default_factory=dict)
+
+
+def _groups_of(spec: TableSpec) -> list[str]:
+    groups = {MEASURE_BY_CODE[m].group for m in spec.measures}
+    return [g for g in GROUPS if g in groups or "both" in groups]
+
+
+def _grid_name(table_key: str, group: str) -> str:
+    return f"{table_key}:{group}"
+
+
+def _dkey(key: Key) -> tuple[str, str]:
+    """Pack cell key → disclosure key (margins as disclosure.TOTAL)."""
+    return tuple(TOTAL if k == TOTAL_CODE else k for k in key)  # type: ignore[return-value]
+
+
+ADDITIVE = {g: tuple(m.code for m in MEASURE_BY_CODE.values() if m.group == g and m.additive) for g in GROUPS}
+
+
+def _grid(stats: dict[Key, CellStats], rows: list[str], columns: list[str] | None, group: str,
+          measures: Iterable[str]) -> ProtectedTable:
+    cells = {}
+    fragile = set()
+    additive = [m for m in ADDITIVE[group] if m in measures]
+    keys = ([(r, c) for r in [*rows, TOTAL_CODE] for c in [*columns, TOTAL_CODE]] if columns is not None
+            else [(r, TOTAL_CODE) for r in [*rows, TOTAL_CODE]])
+    for key in keys:
+        cell = stats.get(key)
+        contribution = getattr(cell, group, None) if cell else None
+        cells[_dkey(key)] = contribution.copy() if contribution else disclosure.Contribution()
+        if any(not (cell and cell.values.get(m)) for m in additive):
+            fragile.add(_dkey(key))
+    return ProtectedTable(list(rows), list(columns or []), cells, fragile=fragile)
+
+
+def _universe(names: dict, dim: str, present: set[str],
+              bands: tuple[SeverityBand, ...], quarters: list[str]) -> list[str]:
+    """Rows (or columns) a table lists: the whole taxonomy, plus codes the data holds beyond it."""
+    if dim == "severity_band":
+        return [b.code for b in bands]
+    if dim == "quarter":
+        return quarters
+    if dim == "size":
+        base = ["sme", "large"]
+    elif dim == "pilot":
+        base = sorted(c for c in names["pilot"] if c not in ("none", "unknown")) + ["none"]
+    else:
+        base = sorted(c for c in names[dim] if c != "unknown")
+    return base + sorted(present - set(base) - {TOTAL_CODE})
+
+
+def _label(names: dict, dim: str, code: str, bands: tuple[SeverityBand, ...]) -> tuple[str, str]:
+    if code == TOTAL_CODE:
+        return TOTAL_LABEL
+    if dim == "severity_band":
+        band = next(b for b in bands if b.code == code)
+        return band.zh, band.en
+    if dim == "quarter":
+        return code, code
+    return names.get(dim, {}).get(code, (code, code))
+
+
+def _check_published(con: duckdb.DuckDBPyConnection, published_dir: Path) -> int | None:
+    """The version the warehouse marts were published as; an error when they have moved on since."""
+    version = published_version(published_dir)
+    database = published_dir / "sector_claims.duckdb"
+    if version is None or not database.exists():
+        return None
+    fingerprint = """select (select count(*) from {db}.fct_policies), (select sum(written_premium_cny) from {db}.fct_policies),
+                            (select count(*) from {db}.fct_claims), (select sum(incurred_cny) from {db}.fct_claims)"""
+    con.execute(f"attach '{database}' as pub (read_only)")
+    try:
+        ours = con.execute(fingerprint.format(db="wh.marts")).fetchall()[0]
+        theirs = con.execute(fingerprint.format(db="pub.main")).fetchall()[0]
+    finally:
+        con.execute("detach pub")
+    if ours != theirs:
+        raise PackError(
+            f"the warehouse marts are not what was published as version {version} (policies, premium, claims, "
+            f"incurred: {ours} vs {theirs}); publish first (`cyberclaims run`), so the pack matches a version")
+    return version
+
+
+def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = None,
+               config: PackConfig | None = None) -> tuple[Pack, Audit]:
+    config = config or load_config()
+    bands = config.severity_bands
+    with attach(warehouse_path) as con:
+        cutoff = data_cutoff(con)
+        latest = latest_complete_quarter(cutoff)
+        quarter = (quarter or latest).strip().upper()
+        year, q = parse_quarter(quarter)
+        if parse_quarter(latest) < (year, q):
+            raise PackError(f"{quarter} is not complete: the data run to {cutoff}, the latest complete quarter is {latest}")
+        version = _check_published(con, published_dir)
+        names = labels(con, config.cohort_pattern)
+        protected = _protected(con, names, year, q, config)
+        undated = claims_without_occurrence(con)
+    periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
+    tables = _tables(protected.stats, protected.layout, protected.grids, names, bands, periods)
+    caveats = [(f"{undated} 件赔案缺少事故发生日期，无法归入事故期，未计入赔案相关指标。",
+                f"{undated} claims have no occurrence date and cannot be placed in an accident period; they are "
+                "not in the claim figures.")] if undated else []
+    if version is None:
+        caveats.append(("行业赔案数据库尚未发布。", "The sector claims database has not been published yet."))
+    pack = Pack(
+        quarter=quarter, quarter_start=periods["quarter"].start, quarter_end=periods["quarter"].end,
+        ytd_start=periods["ytd"].start, cutoff_date=cutoff, publication_version=version,
+        built_at=dt.datetime.now(dt.UTC).replace(microsecond=0), contributing_insurers=protected.insurers,
+        rules={"min_insurers": config.rules.min_insurers, "min_insureds": config.rules.min_insureds,
+               "dominance_share": config.rules.dominance_share},
+        tables=tables, suppression_summary=_summary(protected.grids), caveats=caveats,
+    )
+    return pack, Audit(quarter, protected.grids)
+
+
+@dataclass
+class Protected:
+    stats: dict[str, dict[Key, CellStats]]
+    layout: Layout
+    grids: dict[str, ProtectedTable]
+    insurers: int
+
+
+def _statistics(con: duckdb.DuckDBPyConnection, year: int, q: int, bands: tuple[SeverityBand, ...],
+                cohort_pattern: str) -> tuple[dict[str, dict[Key, CellStats]], int]:
+    """Every table's cells for quarter q of the year and the year to date."""
+    periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
+    stats: dict[str, dict[Key, CellStats]] = {}
+    # Sector totals of each quarter of the year so far: the columns of the sector × quarter table.
+    by_quarter: dict[str, dict[Key, CellStats]] = {}
+    for j in range(1, q):
+        build_atoms(con, quarter_period(year, j), list(bands), cohort_pattern)
+        by_quarter[quarter_period(year, j).label] = aggregate(con, "sector", None, exposure=True, incidents=True)
+    insurers = 0
+    for period_name in ("quarter", "ytd"):
+        build_atoms(con, periods[period_name], list(bands), cohort_pattern)
+        for spec in TABLE_SPECS:
+            if period_name not in spec.periods or spec.name == "sector_quarter":
+                continue
+            stats[f"{spec.name}_{period_name}"] = aggregate(
+                con, spec.row_dim.code, spec.column_dim.code if spec.column_dim else None,
+                exposure="exposure" in _groups_of(spec), incidents="incidents" in spec.measures)
+        sector = aggregate(con, "sector", None, exposure=True, incidents=True)
+        if period_name == "quarter":
+            by_quarter[periods["quarter"].label] = sector
+        else:
+            insurers = contributing_insurers(con)
+            stats["sector_quarter_ytd"] = {
+                **{(r, label): cell for label, cells in by_quarter.items() for (r, _), cell in cells.items()},
+                **{(r, TOTAL_CODE): cell for (r, _), cell in sector.items()},
+            }
+    return stats, insurers
+
+
+def _protected(con: duckdb.DuckDBPyConnection, names: dict, year: int, q: int, config: PackConfig) -> Protected:
+    """The protected grids of the pack for quarter q. The packs of the year's earlier quarters are
+    protected first (recomputed from the same data): what they hid stays hidden, and the earlier
+    quarters they published are not used to hide anything now."""
+    earlier = _protected(con, names, year, q - 1, config) if q > 1 else None
+    stats, insurers = _statistics(con, year, q, config.severity_bands, config.cohort_pattern)
+    quarter_labels = [quarter_period(year, j).label for j in range(1, q + 1)]
+    layout = _layout(names, stats, config.severity_bands, quarter_labels)
+    grids = _grids(stats, layout)
+    carried: list[tuple[str, tuple]] = []
+    if earlier is not None:
+        carried = _carried(earlier, grids, quarter_labels[-2])
+        for group in GROUPS:
+            over_time = grids[_grid_name("sector_quarter_ytd", group)]
+            over_time.published_before |= {
+                key for key in over_time.cells if key[1] in quarter_labels[:-1]} - {key for _, key in carried}
+    disclosure.protect_all(grids, config.rules, _links(grids, layout, q, set(carried)), carried)
+    return Protected(stats, layout, grids, insurers)
+
+
+def _carried(earlier: Protected, grids: dict[str, ProtectedTable], previous_quarter: str) -> list[tuple[str, tuple]]:
+    """Entries of this pack that an earlier pack's suppressions force hidden.
+
+    Per cell, this quarter = this year to date − last year to date. When last year to date was
+    hidden, one more hidden figure of the three is enough: this quarter's (the year to date, with
+    more data behind it, stays publishable) — unless this quarter's cell is empty. The earlier quarters' columns of sector × quarter
+    repeat figures the earlier pack published or hid: hidden ones stay hidden."""
+    carried = []
+    for group in GROUPS:
+        for spec in TABLE_SPECS:
+            if spec.periods != ("quarter", "ytd") or group not in _groups_of(spec):
+                continue
+            this_quarter = grids[_grid_name(f"{spec.name}_quarter", group)]
+            for key in earlier.grids[_grid_name(f"{spec.name}_ytd", group)].suppressed:
+                # A quarter cell nobody contributes to is a known zero: hiding it would hide nothing,
+                # so the year to date (then equal to last year to date) is hidden instead.
+                empty = key in this_quarter.cells and not this_quarter.cells[key].by_insurer
+                carried.append((_grid_name(f"{spec.name}_{'ytd' if empty else 'quarter'}", group), key))
+        over_time = _grid_name("sector_quarter_ytd", group)
+        carried += [(over_time, key) for key in earlier.grids[over_time].suppressed if key[1] != TOTAL]
+        carried += [(over_time, (r, previous_quarter))
+                    for r, c in earlier.grids[_grid_name("sector_product_quarter", group)].suppressed if c == TOTAL]
+    return [(name, key) for name, key in carried if name in grids and key in grids[name].cells]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Rows and columns each table lists."""
+
+    rows: dict[str, list[str]]
+    columns: dict[str, list[str] | None]
+
+
+def _layout(names, stats, bands, quarter_labels) -> Layout:
+    rows: dict[str, list[str]] = {}
+    columns: dict[str, list[str] | None] = {}
+    for spec in TABLE_SPECS:
+        keys = [k for p in spec.periods for k in stats[f"{spec.name}_{p}"]]
+        present_rows = {r for r, _ in keys}
+        present_columns = {c for _, c in keys}
+        for p in spec.periods:
+            key = f"{spec.name}_{p}"
+            rows[key] = _universe(names, spec.row_dim.code, present_rows, bands, quarter_labels)
+            columns[key] = (_universe(names, spec.column_dim.code, present_columns, bands, quarter_labels)
+                            if spec.column_dim else None)
+    return Layout(rows, columns)
+
+
+def _grids(stats, layout: Layout) -> dict[str, ProtectedTable]:
+    grids: dict[str, ProtectedTable] = {}
+    for spec in TABLE_SPECS:
+        for p in spec.periods:
+            key = f"{spec.name}_{p}"
+            for group in _groups_of(spec):
+                grids[_grid_name(key, group)] = _grid(stats[key], layout.rows[key], layout.columns[key], group,
+                                                      spec.measures)
+    return grids
+
+
+def _links(grids: dict[str, ProtectedTable], layout: Layout, quarter: int,
+           carried: set[tuple[str, tuple]]) -> list[list[tuple[str, tuple]]]:
+    links: list[list[tuple[str, tuple]]] = []
+    for group in GROUPS:
+        for p in ("quarter", "ytd"):
+            links.append([(name, (TOTAL, TOTAL)) for name in grids if name.endswith(f"_{p}:{group}")
+                          and not name.startswith("sector_quarter")])
+            for sector in layout.rows[f"sector_product_{p}"]:
+                links.append([(_grid_name(f"sector_product_{p}", group), (sector, TOTAL)),
+                              (_grid_name(f"sector_incident_type_{p}", group), (sector, TOTAL))])
+        over_time = _grid_name("sector_quarter_ytd", group)
+        this_quarter = layout.columns["sector_quarter_ytd"][quarter - 1]
+        for sector in [*layout.rows["sector_quarter_ytd"], TOTAL]:
+            links.append([(over_time, (sector, this_quarter)), (_grid_name("sector_product_quarter", group), (sector, TOTAL))])
+            links.append([(over_time, (sector, TOTAL)), (_grid_name("sector_product_ytd", group), (sector, TOTAL))])
+        for spec in TABLE_SPECS:
+            if spec.periods != ("quarter", "ytd") or group not in _groups_of(spec):
+                continue
+            a, b = _grid_name(f"{spec.name}_quarter", group), _grid_name(f"{spec.name}_ytd", group)
+            # Hidden together, unless last year to date was hidden (then this quarter is, see _carried).
+            links.extend([[(a, k), (b, k)] for k in grids[a].cells if k in grids[b].cells
+                          and (a, k) not in carried and (b, k) not in carried])
+    return links
+
+
+def _hidden(grids: dict[str, ProtectedTable], table_key: str, measure: str, key: Key) -> bool:
+    group = MEASURE_BY_CODE[measure].group
+    groups = GROUPS if group == "both" else (group,)
+    return any(_dkey(key) in grids[_grid_name(table_key, g)].suppressed
+               for g in groups if _grid_name(table_key, g) in grids)
+
+
+def _value(cell: CellStats | None, measure: str):
+    kind = MEASURE_BY_CODE[measure]
+    value = cell.values.get(measure) if cell else None
+    if value is None and kind.additive:  # nothing in the cell: a true zero
+        return 0 if kind.kind == "count" else Decimal("0.00")
+    return value
+
+
+def _tables(stats, layout: Layout, grids, names, bands, periods: dict[str, Period]) -> list[PackTable]:
+    tables = []
+    for spec in TABLE_SPECS:
+        for p in spec.periods:
+            key = f"{spec.name}_{p}"
+            rows, columns = layout.rows[key], layout.columns[key]
+            cells = []
+            for r in [*rows, TOTAL_CODE]:
+                for c in ([*columns, TOTAL_CODE] if columns is not None else [None]):
+                    cell_key = (r, c if c is not None else TOTAL_CODE)
+                    source = stats[key].get(cell_key)
+                    values, flags = {}, {}
+                    for m in spec.measures:
+                        if _hidden(grids, key, m, cell_key):
+                            values[m], flags[m] = None, SUPPRESSED
+                        else:
+                            values[m] = _value(source, m)
+                            if values[m] is None:
+                                flags[m] = NOT_AVAILABLE
+                    row_zh, row_en = _label(names, spec.row_dim.code, r, bands)
+                    col_zh, col_en = _label(names, spec.column_dim.code, c, bands) if c is not None else (None, None)
+                    cells.append(Cell(r, row_zh, row_en, c, col_zh, col_en, values, flags))
+            period = periods[p]
+            tables.append(PackTable(
+                name=spec.name, number=spec.number, period=p, period_label=period.label,
+                period_start=period.start, period_end=period.end, title_zh=spec.title_zh, title_en=spec.title_en,
+                row_dim=spec.row_dim, column_dim=spec.column_dim, measures=spec.measures, cells=cells))
+    return tables
+
+
+def _summary(grids: dict[str, ProtectedTable]) -> dict[str, int]:
+    summary = {"cells": 0, "primary": 0, "carried": 0, "secondary": 0}
+    for grid in grids.values():
+        summary["cells"] += len(grid.cells)
+        for reasons in grid.suppressed.values():
+            if disclosure.CARRIED in reasons:
+                summary["carried"] += 1
+            else:
+                summary["secondary" if reasons == [disclosure.SECONDARY] else "primary"] += 1
+    return summary
+
+
+def write_audit(audit: Audit, folder: Path) -> list[Path]:
+    """Internal files: every cell of every grid with its contributors, shares and reasons, and each
+    insurer's contribution. They name insurers: they stay with the bureau."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cells_path, shares_path = folder / "suppression_audit.csv", folder / "contributions.csv"
+    with cells_path.open("w", newline="", encoding="utf-8") as f_cells, \
+            shares_path.open("w", newline="", encoding="utf-8") as f_shares:
+        cells_out, shares_out = csv.writer(f_cells), csv.writer(f_shares)
+        cells_out.writerow(["grid", "row", "column", "insurers", "insureds", "amount", "largest_share",
+                            "suppressed", "reasons"])
+        shares_out.writerow(["grid", "row", "column", "insurer_id", "amount", *sorted(
+            {name for g in audit.grids.values() for c in g.cells.values() for name in c.amounts})])
+        extra = sorted({name for g in audit.grids.values() for c in g.cells.values() for name in c.amounts})
+        for name, grid in audit.grids.items():
+            for (r, c), contribution in grid.cells.items():
+                r_code = TOTAL_CODE if r == TOTAL else r
+                c_code = TOTAL_CODE if c == TOTAL else c
+                amount = contribution.amount
+                largest = max(contribution.by_insurer.values(), default=0.0)
+                cells_out.writerow([name, r_code, c_code, len(contribution.by_insurer), len(contribution.insureds),
+                                    f"{amount:.2f}", f"{largest / amount:.4f}" if amount > 0 else "",
+                                    (r, c) in grid.suppressed, ";".join(grid.suppressed.get((r, c), []))])
+                for insurer, value in sorted(contribution.by_insurer.items()):
+                    shares_out.writerow([name, r_code, c_code, insurer, f"{value:.2f}",
+                                         *(f"{contribution.amounts.get(e, {}).get(insurer, 0.0):.2f}" for e in extra)])
+    return [cells_path, shares_path]
+
+
+def pack_folder(regulator_dir: Path, quarter: str) -> Path:
+    return regulator_dir / quarter
+
+
+def write_pack(pack: Pack, audit: Audit, regulator_dir: Path, internal_dir: Path) -> dict:
+    """The regulator's folder data/regulator/<quarter>/ and the bureau's internal audit folder."""
+    from regulator.render import write_csvs, write_json, write_workbook
+    from regulator.report import write_report
+
+    folder = pack_folder(regulator_dir, pack.quarter)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"cyber_insurance_pilot_statistics_{pack.quarter}"
+    written = {
+        "workbook": write_workbook(pack, folder / f"{stem}.xlsx"),
+        "csv": write_csvs(pack, folder / "csv"),
+        "json": write_json(pack, folder / f"{stem}.json"),
+        **write_report(pack, folder),
+        "internal": write_audit(audit, internal_dir / pack.quarter),
+    }
+    (internal_dir / pack.quarter / "pack_summary.json").write_text(json.dumps(
+        {"quarter": pack.quarter, "suppression": pack.suppression_summary, "folder": str(folder)}, indent=1),
+        encoding="utf-8")
+    return written

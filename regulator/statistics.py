@@ -1,0 +1,352 @@
+"""Quarterly statistics from the warehouse: every cell's figures and who contributes to it.
+
+The warehouse is attached read-only to an in-memory DuckDB. Each period gets three atom tables —
+policies in force, incidents and claims, each row carrying the policy's segment (sector, product,
+province, pilot cohort, SME or large) and its insurer — and every table of the pack is a GROUPING
+SETS aggregation of those atoms, so margins are computed from the same rows as the cells (distinct
+insureds and quantiles included), never added up from rounded cells.
+
+Conventions (the notes sheet of the pack states them):
+- exposure: a policy covers inception (included) to expiry (excluded); it is in force in a period
+  when it has an earned day there; earned premium = premium × earned days ÷ term days, rounded half
+  up to the fen per policy and calendar month (exact integer arithmetic in fen); written premium is
+  the premium of policies incepting in the period;
+- losses are on an accident-period basis as at the data cut-off: incidents and claims whose incident
+  occurred in the period, at their latest valuation; claims without an occurrence date cannot be
+  placed in a period and are counted in the pack's caveats instead;
+- a claim or incident takes the segment of its policy (unknown when the policy is unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+
+from regulator.disclosure import Contribution
+from regulator.model import TOTAL_CODE
+
+QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
+CENT = Decimal("0.01")
+TENTH = Decimal("0.1")
+
+# Atom columns a table can be cut by.
+DIMENSION_COLUMNS = {
+    "sector": "sector",
+    "product_type": "product_type",
+    "province": "province",
+    "pilot": "pilot",
+    "size": "size",
+    "incident_type": "incident_type",
+    "severity_band": "severity_band",
+}
+
+
+class PackError(ValueError):
+    """The pack cannot be built as asked (bad quarter, no data, warehouse not what was published)."""
+
+
+@dataclass(frozen=True)
+class Period:
+    label: str
+    start: dt.date
+    end: dt.date  # included
+
+
+def parse_quarter(text: str) -> tuple[int, int]:
+    m = QUARTER_PATTERN.match(text.strip().upper())
+    if not m:
+        raise PackError(f"quarter {text!r} is not of the form 2025Q4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def quarter_period(year: int, quarter: int) -> Period:
+    start = dt.date(year, 3 * quarter - 2, 1)
+    end = (dt.date(year + 1, 1, 1) if quarter == 4 else dt.date(year, 3 * quarter + 1, 1)) - dt.timedelta(days=1)
+    return Period(f"{year}Q{quarter}", start, end)
+
+
+def ytd_period(year: int, quarter: int) -> Period:
+    return Period(f"{year} Q1–Q{quarter}", dt.date(year, 1, 1), quarter_period(year, quarter).end)
+
+
+def latest_complete_quarter(cutoff: dt.date) -> str:
+    """The last quarter that ends on or before the data cut-off."""
+    year, quarter = cutoff.year, (cutoff.month - 1) // 3 + 1
+    if cutoff < quarter_period(year, quarter).end:
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return f"{year}Q{quarter}"
+
+
+@dataclass(frozen=True)
+class SeverityBand:
+    code: str
+    zh: str
+    en: str
+    upper: Decimal | None  # incurred up to and including this (CNY); None = no upper bound
+
+
+@dataclass
+class CellStats:
+    """Figures of one cell and its contributions, per disclosure group."""
+
+    values: dict[str, int | Decimal | None] = field(default_factory=dict)
+    exposure: Contribution | None = None
+    loss: Contribution | None = None
+
+
+Key = tuple[str, str]  # (row, column); column TOTAL_CODE for one-way tables
+
+
+@contextmanager
+def attach(warehouse_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{warehouse_path}' as wh (read_only)")
+        yield con
+    finally:
+        con.close()
+
+
+def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.date:
+    cutoff = con.execute("select max(valuation_date) from wh.marts.fct_claim_valuations").fetchall()[0][0]
+    if cutoff is None:
+        raise PackError("the warehouse holds no claim valuations yet: run the cycle first")
+    return cutoff
+
+
+def cohort_sql(code: str, pattern: str) -> str:
+    """The pilot cohort of a pilot code: the pattern's first group (the whole code if it does not match)."""
+    quoted = pattern.replace("'", "''")
+    return f"coalesce(nullif(regexp_extract({code}, '{quoted}', 1), ''), {code})"
+
+
+def _segment(policy: str, cohort_pattern: str) -> str:
+    return f"""
+        coalesce({policy}.sector_code, 'unknown') as sector,
+        coalesce({policy}.product_type, 'unknown') as product_type,
+        coalesce({policy}.province_code, 'unknown') as province,
+        case when {policy}.policy_key is null then 'unknown'
+             else coalesce({cohort_sql(f'{policy}.pilot_code', cohort_pattern)}, 'none') end as pilot,
+        case when {policy}.is_sme then 'sme' when not {policy}.is_sme then 'large' else 'unknown' end as size"""
+
+
+def _band_case(bands: list[SeverityBand]) -> str:
+    arms = [f"when incurred <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
+    last = next(b.code for b in bands if b.upper is None)
+    return f"case {' '.join(arms)} else '{last}' end"
+
+
+def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: list[SeverityBand], cohort_pattern: str) -> None:
+    """(Re)create the temp tables policy_atoms, incident_atoms and claim_atoms for the period."""
+    params = {"s": period.start, "e": period.end}
+    con.execute(
+        f"""
+        create or replace temp table policy_atoms as
+        with policies as (
+            select
+                p.policy_key, p.insured_key, p.insurer_id, p.inception_date, p.expiry_date,
+                cast(round(p.written_premium_cny * 100) as bigint) as premium_fen,
+                date_diff('day', p.inception_date, p.expiry_date) as term_days,
+                {_segment('p', cohort_pattern)}
+            from wh.marts.fct_policies as p
+            where p.expiry_date > p.inception_date and p.inception_date <= $e and p.expiry_date > $s
+        ),
+        months as (
+            select cast(m as date) as month_start,
+                   least(cast(m + interval 1 month as date), cast($e as date) + 1) as month_after
+            from unnest(generate_series(cast($s as timestamp), cast($e as timestamp), interval 1 month)) as t(m)
+        ),
+        earned as (
+            select
+                policies.policy_key,
+                date_diff('day', greatest(policies.inception_date, months.month_start),
+                          least(policies.expiry_date, months.month_after)) as days,
+                policies.premium_fen, policies.term_days
+            from policies
+            inner join months
+                on policies.inception_date < months.month_after and policies.expiry_date > months.month_start
+        ),
+        per_policy as (
+            -- premium × days ÷ term, rounded half up to the fen per policy and month, in integers
+            select policy_key, sum(days) as earned_days,
+                   sum((2 * premium_fen * days + term_days) // (2 * term_days)) as earned_fen
+            from earned
+            where days > 0
+            group by policy_key
+        )
+        select
+            policies.* exclude (premium_fen, term_days, inception_date, expiry_date),
+            per_policy.earned_days,
+            per_policy.earned_fen,
+            case when policies.inception_date between $s and $e then policies.premium_fen else 0 end as written_fen
+        from policies
+        inner join per_policy using (policy_key)
+        """,
+        params,
+    )
+    con.execute(
+        f"""
+        create or replace temp table incident_atoms as
+        select i.incident_key, i.insurer_id, i.insured_key, coalesce(i.incident_type, 'unknown') as incident_type,
+               {_segment('p', cohort_pattern)}
+        from wh.intermediate.int_incidents__linked as i
+        left join wh.marts.fct_policies as p on p.policy_key = i.policy_key
+        where i.occurred_date between $s and $e
+        """,
+        params,
+    )
+    con.execute(
+        f"""
+        create or replace temp table claim_atoms as
+        select c.claim_key, c.insurer_id, c.insured_key, coalesce(c.incident_type, 'unknown') as incident_type,
+               {_segment('p', cohort_pattern)},
+               c.paid_cny as paid, c.incurred_cny as incurred,
+               date_diff('day', c.occurred_date, c.report_date) as report_lag_days,
+               {_band_case(bands)} as severity_band
+        from wh.marts.fct_claims as c
+        left join wh.marts.fct_policies as p on p.policy_key = c.policy_key
+        where c.occurred_date between $s and $e
+        """,
+        params,
+    )
+
+
+def _grouping(row: str, column: str | None) -> tuple[str, list[tuple[str, ...]]]:
+    """Select list of the cell keys, and the grouping sets: the cells and every margin."""
+    r = DIMENSION_COLUMNS[row]
+    row_key = f"case when grouping({r}) = 1 then '{TOTAL_CODE}' else {r} end as r"
+    if column is None:
+        return f"{row_key}, '{TOTAL_CODE}' as c", [(r,), ()]
+    c = DIMENSION_COLUMNS[column]
+    return (f"{row_key}, case when grouping({c}) = 1 then '{TOTAL_CODE}' else {c} end as c",
+            [(r, c), (r,), (c,), ()])
+
+
+def _sets(sets: list[tuple[str, ...]], *extra: str) -> str:
+    return "grouping sets (" + ", ".join("(" + ", ".join([*s, *extra]) + ")" for s in sets) + ")"
+
+
+def quantile(values: list, q: float, step: Decimal = CENT) -> Decimal | None:
+    """Linear-interpolation quantile (numpy's default), exact in Decimal, rounded half up."""
+    if not values:
+        return None
+    ordered = sorted(Decimal(v) for v in values)
+    position = Decimal(str(q)) * (len(ordered) - 1)
+    lower = int(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    fraction = position - lower
+    value = ordered[lower] + (ordered[upper] - ordered[lower]) * fraction
+    return value.quantize(step, rounding=ROUND_HALF_UP)
+
+
+def _yuan(fen: int) -> Decimal:
+    return Decimal(fen).scaleb(-2)
+
+
+def _ratio(numerator, denominator, step: Decimal, scale: int = 1) -> Decimal | None:
+    if numerator is None or not denominator:
+        return None
+    return (Decimal(numerator) * scale / Decimal(denominator)).quantize(step, rounding=ROUND_HALF_UP)
+
+
+def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
+              exposure: bool, incidents: bool) -> dict[Key, CellStats]:
+    """Every cell (margins included) of a table cut by `row` × `column` over the current atoms."""
+    keys, grouping = _grouping(row, column)
+    sets, by_insurer_sets = _sets(grouping), _sets(grouping, "insurer_id")
+    cells: dict[Key, CellStats] = {}
+
+    def cell(k: Key) -> CellStats:
+        return cells.setdefault(k, CellStats())
+
+    if exposure:
+        for r, c, n, insureds, days, written, earned in con.execute(
+            f"""select {keys}, count(*), count(distinct insured_key), sum(earned_days),
+                       sum(written_fen), sum(earned_fen)
+                from policy_atoms group by {sets}"""
+        ).fetchall():
+            years = (Decimal(days) / 365).quantize(CENT, rounding=ROUND_HALF_UP)
+            cell((r, c)).values.update(
+                policies_in_force=n, insureds=insureds, exposure_years=years,
+                written_premium=_yuan(written), earned_premium=_yuan(earned))
+            cell((r, c)).exposure = Contribution()
+        for r, c, insurer, written, earned, insured_keys in con.execute(
+            f"""select {keys}, insurer_id, sum(written_fen), sum(earned_fen), list(distinct insured_key)
+                from policy_atoms group by {by_insurer_sets}"""
+        ).fetchall():
+            contribution = cells[(r, c)].exposure
+            contribution.by_insurer[insurer] = float(earned)
+            contribution.amounts.setdefault("written_premium", {})[insurer] = float(written)
+            contribution.insureds.update(insured_keys)
+
+    for r, c, n, paid, incurred, severities, lags in con.execute(
+        f"""select {keys}, count(*), sum(paid), sum(incurred),
+                   list(incurred) filter (where incurred > 0), list(report_lag_days) filter (where report_lag_days is not null)
+            from claim_atoms group by {sets}"""
+    ).fetchall():
+        cell((r, c)).values.update(
+            claims=n, paid=Decimal(paid).quantize(CENT), incurred=Decimal(incurred).quantize(CENT),
+            severity_median=quantile(severities or [], 0.5), severity_p90=quantile(severities or [], 0.9),
+            report_lag_median=quantile(lags or [], 0.5, TENTH))
+    for r, c, insurer, paid, incurred, insured_keys in con.execute(
+        f"""select {keys}, insurer_id, sum(paid), sum(incurred), list(distinct insured_key)
+            from claim_atoms group by {by_insurer_sets}"""
+    ).fetchall():
+        contribution = cell((r, c)).loss = cells[(r, c)].loss or Contribution()
+        contribution.by_insurer[insurer] = contribution.by_insurer.get(insurer, 0.0) + float(incurred)
+        contribution.amounts.setdefault("paid", {})[insurer] = float(paid)
+        contribution.insureds.update(insured_keys)
+    if incidents:
+        for r, c, n in con.execute(f"select {keys}, count(*) from incident_atoms group by {sets}").fetchall():
+            cell((r, c)).values["incidents"] = n
+        for r, c, insurer, insured_keys in con.execute(
+            f"""select {keys}, insurer_id, list(distinct insured_key) from incident_atoms group by {by_insurer_sets}"""
+        ).fetchall():
+            contribution = cell((r, c)).loss = cells[(r, c)].loss or Contribution()
+            contribution.by_insurer.setdefault(insurer, 0.0)
+            contribution.insureds.update(insured_keys)
+    for stats in cells.values():
+        v = stats.values
+        v["loss_ratio"] = _ratio(v.get("incurred", Decimal(0)), v.get("earned_premium"), Decimal("0.0001"))
+        v["frequency"] = _ratio(v.get("claims", 0), v.get("exposure_years"), CENT, scale=100)
+    return cells
+
+
+def contributing_insurers(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute(
+        """select count(distinct insurer_id) from (
+               select insurer_id from policy_atoms union all select insurer_id from incident_atoms
+               union all select insurer_id from claim_atoms)"""
+    ).fetchall()[0][0]
+
+
+def claims_without_occurrence(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("select count(*) from wh.marts.fct_claims where occurred_date is null").fetchall()[0][0]
+
+
+def labels(con: duckdb.DuckDBPyConnection, cohort_pattern: str) -> dict[str, dict[str, tuple[str, str]]]:
+    """Bilingual names of every dimension value, from the published taxonomies."""
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for dim, table, key in (
+        ("sector", "dim_sector", "sector_code"),
+        ("product_type", "dim_product_type", "product_type"),
+        ("incident_type", "dim_incident_type", "incident_type"),
+        ("province", "dim_region", "province_code"),
+    ):
+        out[dim] = {code: (zh, en) for code, zh, en in
+                    con.execute(f"select {key}, name_zh, name_en from wh.marts.{table}").fetchall()}
+    out["pilot"] = {code: (f"试点批次 {code}", f"Pilot cohort {code}") for (code,) in con.execute(
+        f"""select distinct {cohort_sql('pilot_code', cohort_pattern)} from wh.marts.fct_policies
+            where pilot_code is not null""").fetchall()}
+    out["pilot"]["none"] = ("非试点", "Non-pilot")
+    out["size"] = {"sme": ("中小企业", "SME"), "large": ("大型企业", "Large enterprise")}
+    for names in out.values():
+        names.setdefault("unknown", ("未知", "Unknown"))
+    return out
