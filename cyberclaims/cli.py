@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -189,7 +190,9 @@ def report() -> None:
 @report.command("regulator")
 @click.option("--quarter", default=None, metavar="YYYYQn",
               help="Quarter of the pack, e.g. 2025Q4 (default: the latest complete quarter in the data).")
-def report_regulator(quarter: str | None) -> None:
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Disclosure thresholds and claim size bands (default: regulator/pack.yaml).")
+def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     """Pilot statistics for the regulator, with disclosure control, into data/regulator/<quarter>/."""
     from regulator.statistics import PackError, parse_quarter
 
@@ -210,7 +213,8 @@ def report_regulator(quarter: str | None) -> None:
         result = defs.resolve_job_def(REGULATOR_JOB).execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"ops": {"regulator__pilot_statistics": {"config": {"quarter": quarter}}}},
+            run_config={"ops": {"regulator__pilot_statistics": {"config": {
+                "quarter": quarter, "rules_file": str(Path(rules_file).resolve()) if rules_file else None}}}},
         )
         if not result.success:
             errors = [e.event_specific_data.error.message.strip() for e in result.all_events

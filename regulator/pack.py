@@ -163,7 +163,7 @@ def _label(names: dict, dim: str, code: str, bands: tuple[SeverityBand, ...]) ->
     return names.get(dim, {}).get(code, (code, code))
 
 
-def _check_published(con: duckdb.DuckDBPyConnection, published_dir: Path) -> int | None:
+def check_published_version(con: duckdb.DuckDBPyConnection, published_dir: Path) -> int | None:
     """The version the warehouse marts were published as; an error when they have moved on since."""
     version = published_version(published_dir)
     database = published_dir / "sector_claims.duckdb"
@@ -195,7 +195,10 @@ def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = 
         year, q = parse_quarter(quarter)
         if parse_quarter(latest) < (year, q):
             raise PackError(f"{quarter} is not complete: the data run to {cutoff}, the latest complete quarter is {latest}")
-        version = _check_published(con, published_dir)
+        first = con.execute("select min(inception_date) from wh.marts.fct_policies").fetchall()[0][0]
+        if first is None or quarter_period(year, q).end < first:
+            raise PackError(f"there are no data for {quarter}: the first policy incepts on {first}")
+        version = check_published_version(con, published_dir)
         names = labels(con, config.cohort_pattern)
         protected = _protected(con, names, year, q, config)
         undated = claims_without_occurrence(con)
@@ -370,7 +373,7 @@ def _hidden(grids: dict[str, ProtectedTable], table_key: str, measure: str, key:
 def _value(cell: CellStats | None, measure: str):
     kind = MEASURE_BY_CODE[measure]
     value = cell.values.get(measure) if cell else None
-    if value is None and kind.additive:  # nothing in the cell: a true zero
+    if value is None and (kind.additive or kind.kind == "count"):  # nothing in the cell: a true zero
         return 0 if kind.kind == "count" else Decimal("0.00")
     return value
 

@@ -268,8 +268,9 @@ def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
 
     if exposure:
         for r, c, n, insureds, days, written, earned in con.execute(
-            f"""select {keys}, count(*), count(distinct insured_key), sum(earned_days),
-                       sum(written_fen), sum(earned_fen)
+            # An empty period still has its grand total row, with null sums.
+            f"""select {keys}, count(*), count(distinct insured_key), coalesce(sum(earned_days), 0),
+                       coalesce(sum(written_fen), 0), coalesce(sum(earned_fen), 0)
                 from policy_atoms group by {sets}"""
         ).fetchall():
             years = (Decimal(days) / 365).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -287,7 +288,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
             contribution.insureds.update(insured_keys)
 
     for r, c, n, paid, incurred, severities, lags in con.execute(
-        f"""select {keys}, count(*), sum(paid), sum(incurred),
+        f"""select {keys}, count(*), coalesce(sum(paid), 0), coalesce(sum(incurred), 0),
                    list(incurred) filter (where incurred > 0), list(report_lag_days) filter (where report_lag_days is not null)
             from claim_atoms group by {sets}"""
     ).fetchall():

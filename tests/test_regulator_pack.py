@@ -10,14 +10,16 @@ import re
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
+import duckdb
 import numpy as np
 import pytest
 from scipy.optimize import linprog
 
 from regulator.disclosure import DisclosureRules
 from regulator.model import MEASURE_BY_CODE, SUPPRESSED, TOTAL_CODE, Pack
-from regulator.pack import PackConfig, build_pack, load_config
-from regulator.statistics import quarter_period, ytd_period
+from regulator.pack import PackConfig, build_pack, load_config, write_pack
+from regulator.statistics import PackError, quarter_period, ytd_period
+from tests.pack_checks import check_csvs, check_json, check_report, check_workbook
 
 QUARTER, PREVIOUS = "2024Q4", "2024Q3"  # the sample runs 2022-01 to 2024-12
 EVERYTHING = DisclosureRules(min_insurers=0, min_insureds=0, dominance_share=1.0)
@@ -37,6 +39,58 @@ def packs(sample, tmp_path_factory) -> dict[str, Pack]:
         "current_true": build_pack(sample.warehouse_path, unpublished, QUARTER, everything)[0],
         "previous_true": build_pack(sample.warehouse_path, unpublished, PREVIOUS, everything)[0],
     }
+
+
+def test_the_pack_files_of_the_generated_market_open_and_hold_the_pack(packs, sample, tmp_path):
+    """What a regulator opens: the workbook in a spreadsheet program, the CSVs, the JSON, the report;
+    the bureau's audit goes elsewhere and names the insurers."""
+    unpublished = tmp_path / "unpublished"
+    pack, audit = build_pack(sample.warehouse_path, unpublished)
+    written = write_pack(pack, audit, tmp_path / "regulator", tmp_path / "internal")
+    folder = tmp_path / "regulator" / QUARTER
+    check_workbook(written["workbook"], pack)
+    check_csvs(folder / "csv", pack)
+    check_json(written["json"], pack)
+    check_report(folder, pack)
+    insurers = {row[0] for row in sample.con().execute("select distinct insurer_id from raw.submissions").fetchall()}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".html"):
+            text = path.read_text(encoding="utf-8-sig")
+            assert not any(insurer in text for insurer in insurers), f"{path} names an insurer"
+    audit_text = (tmp_path / "internal" / QUARTER / "contributions.csv").read_text(encoding="utf-8")
+    assert all(insurer in audit_text for insurer in insurers)
+
+
+@pytest.mark.parametrize(("quarter", "message"), [
+    ("2025Q1", "2025Q1 is not complete"), ("2019Q4", "there are no data for 2019Q4"), ("2024Q5", "not of the form"),
+])
+def test_a_quarter_without_complete_data_is_refused_with_a_reason(sample, tmp_path, quarter, message):
+    with pytest.raises(PackError, match=message):
+        build_pack(sample.warehouse_path, tmp_path, quarter)
+
+
+def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_path):
+    """The cover names the publication version: the figures must be that version's."""
+    published = tmp_path / "published"
+    published.mkdir()
+    with duckdb.connect(str(published / "sector_claims.duckdb")) as con:
+        con.execute(f"attach '{sample.warehouse_path}' as wh (read_only)")
+        for table in ("fct_policies", "fct_claims"):
+            con.execute(f"create table {table} as select * from wh.marts.{table}")
+        con.execute("create table publication_manifest as select 'version' as key, '1' as value")
+    assert _published_version_of(sample, published) == 1
+    with duckdb.connect(str(published / "sector_claims.duckdb")) as con:
+        con.execute("delete from fct_claims where claim_key = (select min(claim_key) from fct_claims)")
+    with pytest.raises(PackError, match="not what was published as version 1"):
+        build_pack(sample.warehouse_path, published)
+
+
+def _published_version_of(sample, published):
+    from regulator.pack import check_published_version
+    from regulator.statistics import attach
+
+    with attach(sample.warehouse_path) as con:
+        return check_published_version(con, published)
 
 
 # --- independent recomputation --------------------------------------------------------------------
@@ -186,8 +240,9 @@ def test_published_figures_equal_an_independent_recomputation_from_the_warehouse
                 value = cell.values[m]
                 if value is None:
                     continue
-                if a is None:  # a cell nobody contributes to: additive zeros only
-                    assert MEASURE_BY_CODE[m].additive and value == 0, (table.key, cell.row, cell.column, m)
+                if a is None:  # a cell nobody contributes to: zero counts and amounts only
+                    kind = MEASURE_BY_CODE[m]
+                    assert (kind.additive or kind.kind == "count") and value == 0, (table.key, cell.row, cell.column, m)
                 else:
                     _check_cell(m, value, a)
                 checked += 1

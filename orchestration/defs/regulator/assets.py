@@ -1,17 +1,20 @@
 """The regulator pack as a Dagster asset downstream of the published database."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from cyberclaims.settings import paths
 from orchestration.defs.publication.assets import sector_claims_db
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from regulator.pack import build_pack, write_pack
+from regulator.pack import build_pack, load_config, write_pack
 
 REGULATOR_JOB = "regulator_pack"
 
 
 class RegulatorPackConfig(dg.Config):
     quarter: str | None = None  # e.g. "2025Q4"; default: the latest complete quarter in the data
+    rules_file: str | None = None  # thresholds and bands; default: regulator/pack.yaml
 
 
 @dg.asset(
@@ -30,7 +33,8 @@ class RegulatorPackConfig(dg.Config):
 def regulator_pack(
     context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    pack, audit = build_pack(warehouse.path, paths().published, config.quarter)
+    rules = load_config(Path(config.rules_file)) if config.rules_file else None
+    pack, audit = build_pack(warehouse.path, paths().published, config.quarter, rules)
     written = write_pack(pack, audit, paths().regulator, paths().regulator_audit)
     context.log.info(f"regulator pack {pack.quarter}: {written['workbook']}")
     return dg.MaterializeResult(
