@@ -187,6 +187,13 @@ def report() -> None:
     """Reports built from the published data."""
 
 
+def _root_cause(error) -> str:
+    """The message of the exception that started a Dagster step failure (not Dagster's wrapper)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 @report.command("regulator")
 @click.option("--quarter", default=None, metavar="YYYYQn",
               help="Quarter of the pack, e.g. 2025Q4 (default: the latest complete quarter in the data).")
@@ -194,14 +201,16 @@ def report() -> None:
               help="Disclosure thresholds and claim size bands (default: regulator/pack.yaml).")
 def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     """Pilot statistics for the regulator, with disclosure control, into data/regulator/<quarter>/."""
-    from regulator.statistics import PackError, parse_quarter
+    import duckdb
 
-    if quarter is not None:
-        try:
-            year, q = parse_quarter(quarter)
-        except PackError as exc:
-            raise click.ClickException(str(exc)) from None
-        quarter = f"{year}Q{q}"
+    from regulator.pack import check_quarter
+    from regulator.statistics import PackError
+
+    # Refuse a quarter the data do not cover before starting Dagster, with the reason only.
+    try:
+        quarter = check_quarter(settings.paths().warehouse, quarter)
+    except (PackError, duckdb.Error) as exc:
+        raise click.ClickException(str(exc)) from None
     settings.ensure_dagster_home()
     _prepare_dbt()
     import dagster as dg
@@ -217,7 +226,7 @@ def report_regulator(quarter: str | None, rules_file: str | None) -> None:
                 "quarter": quarter, "rules_file": str(Path(rules_file).resolve()) if rules_file else None}}}},
         )
         if not result.success:
-            errors = [e.event_specific_data.error.message.strip() for e in result.all_events
+            errors = [_root_cause(e.event_specific_data.error) for e in result.all_events
                       if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
             raise click.ClickException("; ".join(errors) or f"run {result.run_id} failed")
         metadata = result.asset_materializations_for_node("regulator__pilot_statistics")[0].metadata

@@ -184,20 +184,33 @@ def check_published_version(con: duckdb.DuckDBPyConnection, published_dir: Path)
     return version
 
 
+def _checked_quarter(con: duckdb.DuckDBPyConnection, quarter: str | None) -> tuple[str, dt.date]:
+    """The quarter asked for (default: the latest complete one), refused when the data do not cover it."""
+    cutoff = data_cutoff(con)
+    latest = latest_complete_quarter(cutoff)
+    year, q = parse_quarter(quarter or latest)
+    quarter = f"{year}Q{q}"
+    if parse_quarter(latest) < (year, q):
+        raise PackError(f"{quarter} is not complete: the data run to {cutoff}, the latest complete quarter is {latest}")
+    first = con.execute("select min(inception_date) from wh.marts.fct_policies").fetchall()[0][0]
+    if first is None or quarter_period(year, q).end < first:
+        raise PackError(f"there are no data for {quarter}: the first policy incepts on {first}")
+    return quarter, cutoff
+
+
+def check_quarter(warehouse_path: Path, quarter: str | None) -> str:
+    """Which quarter a pack would be built for; PackError when it cannot be."""
+    with attach(warehouse_path) as con:
+        return _checked_quarter(con, quarter)[0]
+
+
 def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = None,
                config: PackConfig | None = None) -> tuple[Pack, Audit]:
     config = config or load_config()
     bands = config.severity_bands
     with attach(warehouse_path) as con:
-        cutoff = data_cutoff(con)
-        latest = latest_complete_quarter(cutoff)
-        quarter = (quarter or latest).strip().upper()
+        quarter, cutoff = _checked_quarter(con, quarter)
         year, q = parse_quarter(quarter)
-        if parse_quarter(latest) < (year, q):
-            raise PackError(f"{quarter} is not complete: the data run to {cutoff}, the latest complete quarter is {latest}")
-        first = con.execute("select min(inception_date) from wh.marts.fct_policies").fetchall()[0][0]
-        if first is None or quarter_period(year, q).end < first:
-            raise PackError(f"there are no data for {quarter}: the first policy incepts on {first}")
         version = check_published_version(con, published_dir)
         names = labels(con, config.cohort_pattern)
         protected = _protected(con, names, year, q, config)
