@@ -9,6 +9,9 @@ month, and the actuaries' queries on the published database.
    submission gate, dbt build with tests, publication, feedback, regulator pack). Wall time per
    stage comes from the Dagster event log of the run; peak memory is the resident set of the
    whole process tree (the CLI and everything it starts, dbt included), sampled every 0.2 s.
+   Then the **floor** (benchmarks/floor.py): the same fct_claim_valuations from the same landing
+   files by one hand-written DuckDB script, checked equal to the pipeline's table; the full build
+   is reported as a multiple of it.
 3. **Incremental**: the last month's files of every insurer arrive; the cycle runs again.
 4. **Empty month**: nothing new arrives; the cycle runs again (the fixed cost of the machinery).
 5. **Reader latency**: the ten queries of docs/actuaries.md on the published database, median of
@@ -190,6 +193,8 @@ def markdown(results: dict) -> str:
         "| run | wall time (s) | peak RSS, process tree (MB) |",
         "|---|---:|---:|",
         f"| full build (all months but the last) | {full['seconds']:.1f} | {full['peak_rss_mb']:.0f} |",
+        f"| floor: the same fct_claim_valuations by one DuckDB script | {results['floor']['seconds']:.1f} "
+        f"(pipeline = {results['pipeline_over_floor']:.1f}× floor) | {results['floor']['peak_rss_mb']:.0f} |",
         f"| incremental month | {inc['seconds']:.1f} ({inc['seconds'] / full['seconds']:.1%} of the full build) "
         f"| {inc['peak_rss_mb']:.0f} |",
         f"| empty month (nothing new) | {empty['seconds']:.1f} | {empty['peak_rss_mb']:.0f} |",
@@ -230,6 +235,13 @@ def main() -> None:
 
     print(f"full build (every month before {last_month}) …", flush=True)
     full = run_cycle(run_dir, "full build")
+    from benchmarks.floor import run_floor
+
+    floor = run_floor(run_dir / "landing", run_dir / "warehouse" / "cyberclaims.duckdb", SECRET.encode("utf-8"))
+    if not floor["equal"]:
+        raise SystemExit(f"the floor's fct_claim_valuations differs from the pipeline's: {floor}")
+    print(f"  floor: {floor['seconds']:.1f}s, peak RSS {floor['peak_rss_mb']:.0f} MB, {floor['rows']:,} rows equal "
+          f"to the pipeline's; the full build takes {full['seconds'] / floor['seconds']:.1f}× the floor", flush=True)
     for path, target in held_back:
         shutil.copy(path, target)
     print(f"incremental month ({len(held_back)} files of {last_month}) …", flush=True)
@@ -242,7 +254,8 @@ def main() -> None:
     results = {
         "target_rows": args.target_rows, "date": time.strftime("%Y-%m-%d"), "machine": machine(),
         "delivered_rows": rows, "rows_per_second": sum(rows.values()) / (full["seconds"] + incremental["seconds"]),
-        "full_build": full, "incremental_month": incremental, "empty_month": empty, "reader_latency": latency,
+        "full_build": full, "floor": floor, "pipeline_over_floor": full["seconds"] / floor["seconds"],
+        "incremental_month": incremental, "empty_month": empty, "reader_latency": latency,
     }
     (args.data_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     table = markdown(results)

@@ -318,16 +318,22 @@ QUALIFY row_number() OVER (
     PARTITION BY s.insurer_id, l.claim_number, l.valuation_date
     ORDER BY s.file_ord DESC, s.submission_id DESC, l.row_order DESC) = 1;
 
--- Pseudonymization (pseudonymize.py): "<entity>|<insurer>|<number>" → HMAC, once per distinct message.
-CREATE TABLE hmac_keys AS
-WITH identifiers AS (
-    SELECT DISTINCT 'claim' AS entity, insurer_id, claim_number AS number FROM latest
-    UNION ALL
-    SELECT DISTINCT 'incident', insurer_id, incident_number FROM latest
-    UNION ALL
-    SELECT DISTINCT 'policy', insurer_id, policy_number FROM latest
-)
-SELECT entity, insurer_id, number, hmac_hex(entity || '|' || insurer_id || '|' || number) AS hmac FROM identifiers;
+-- The delivered rows are no longer needed; freeing them lowers the peak of what follows.
+DROP TABLE landed;
+
+-- Pseudonymization (pseudonymize.py): "<entity>|<insurer>|<number>" → HMAC, once per distinct identifier.
+-- One table per entity, so that the optimizer knows each one's size when it joins them back.
+CREATE TABLE claim_keys AS
+SELECT insurer_id, number, hmac_hex('claim|' || insurer_id || '|' || number) AS hmac
+FROM (SELECT DISTINCT insurer_id, claim_number AS number FROM latest);
+
+CREATE TABLE incident_keys AS
+SELECT insurer_id, number, hmac_hex('incident|' || insurer_id || '|' || number) AS hmac
+FROM (SELECT DISTINCT insurer_id, incident_number AS number FROM latest);
+
+CREATE TABLE policy_keys AS
+SELECT insurer_id, number, hmac_hex('policy|' || insurer_id || '|' || number) AS hmac
+FROM (SELECT DISTINCT insurer_id, policy_number AS number FROM latest);
 
 CREATE TABLE fx AS
 SELECT rate_month, currency, cny_per_unit
@@ -337,6 +343,10 @@ FROM read_csv(getvariable('fx_path'), header = true,
 CREATE TABLE claim_status AS
 SELECT status, is_open
 FROM read_csv(getvariable('claim_status_path'), header = true, types = {'status': 'VARCHAR', 'is_open': 'BOOLEAN'});
+
+-- The planner misjudges the joined size of `latest` and builds its hash tables on the million-row side
+-- instead of the key tables; keeping the written build sides saves a third of this statement.
+SET disabled_optimizers = 'build_side_probe_side';
 
 -- The mart: FX at the valuation month's rate (macro to_cny: widen, multiply, round half away from zero
 -- to the fen), incurred = paid + expense + reserve − recoveries, paid_cny and incurred_cny as sums of the
@@ -367,9 +377,9 @@ WITH v AS (
         CAST(round(CAST(l.recoveries AS DECIMAL(38, 2)) * fx.cny_per_unit, 2) AS DECIMAL(18, 2)) AS recoveries_cny,
         l.submission_id
     FROM latest AS l
-    JOIN hmac_keys AS ck ON ck.entity = 'claim' AND ck.insurer_id = l.insurer_id AND ck.number = l.claim_number
-    JOIN hmac_keys AS ik ON ik.entity = 'incident' AND ik.insurer_id = l.insurer_id AND ik.number = l.incident_number
-    JOIN hmac_keys AS pk ON pk.entity = 'policy' AND pk.insurer_id = l.insurer_id AND pk.number = l.policy_number
+    JOIN claim_keys AS ck ON ck.insurer_id = l.insurer_id AND ck.number = l.claim_number
+    JOIN incident_keys AS ik ON ik.insurer_id = l.insurer_id AND ik.number = l.incident_number
+    JOIN policy_keys AS pk ON pk.insurer_id = l.insurer_id AND pk.number = l.policy_number
     LEFT JOIN fx ON fx.rate_month = CAST(date_trunc('month', l.valuation_date) AS DATE) AND fx.currency = l.currency
     LEFT JOIN claim_status AS cs ON cs.status = l.status
 )
@@ -379,3 +389,5 @@ SELECT
     CAST(paid_indemnity_cny + paid_expense_cny + case_reserve_cny - recoveries_cny AS DECIMAL(18, 2)) AS incurred_cny,
     submission_id
 FROM v;
+
+RESET disabled_optimizers;
