@@ -8,7 +8,7 @@ month, and the actuaries' queries on the published database.
 2. **Full build**: every month but the last, through `cyberclaims run` in its own process (ingest,
    submission gate, dbt build with tests, publication, feedback, regulator pack). Wall time per
    stage comes from the Dagster event log of the run; peak memory is the resident set of the
-   whole process tree (the CLI and everything it starts, dbt included), sampled every 0.2 s.
+   whole process tree (the CLI and everything it starts, dbt included), sampled every 0.5 s.
    Then the **floor** (benchmarks/floor.py): the same fct_claim_valuations from the same landing
    files by one hand-written DuckDB script, checked equal to the pipeline's table; the full build
    is reported as a multiple of it.
@@ -47,7 +47,7 @@ GUIDE = ROOT / "docs" / "actuaries.md"
 class TreeMemory:
     """Peak and timeline of the resident memory of a process and all its descendants."""
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []

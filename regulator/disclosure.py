@@ -55,10 +55,12 @@ class DisclosureRules:
 
 @dataclass
 class Contribution:
-    """What one cell is made of: amount per insurer, and the insureds behind it."""
+    """What one cell is made of: amount per insurer, and the insureds behind it — as a set, or only
+    as a count (`insured_count`) when the cell's distinct insureds were counted where the data are."""
 
     by_insurer: dict[str, float] = field(default_factory=dict)
     insureds: set[Hashable] = field(default_factory=set)
+    insured_count: int | None = None
     # Further amounts the dominance rule applies to (e.g. written premium beside earned), by name.
     amounts: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -67,10 +69,16 @@ class Contribution:
         return sum(self.by_insurer.values())
 
     def copy(self) -> Contribution:
-        return Contribution(dict(self.by_insurer), set(self.insureds),
+        return Contribution(dict(self.by_insurer), set(self.insureds), self.insured_count,
                             {name: dict(shares) for name, shares in self.amounts.items()})
 
+    @property
+    def n_insureds(self) -> int:
+        return len(self.insureds) if self.insured_count is None else self.insured_count
+
     def add(self, other: Contribution) -> None:
+        if self.insured_count is not None or other.insured_count is not None:
+            raise ValueError("insureds known only as counts cannot be added up: count the margin where the data are")
         for insurer, amount in other.by_insurer.items():
             self.by_insurer[insurer] = self.by_insurer.get(insurer, 0.0) + amount
         self.insureds |= other.insureds
@@ -86,7 +94,7 @@ def primary_reasons(cell: Contribution, rules: DisclosureRules) -> list[str]:
     reasons = []
     if len(cell.by_insurer) < rules.min_insurers:
         reasons.append(PRIMARY_FEW_INSURERS)
-    if len(cell.insureds) < rules.min_insureds:
+    if cell.n_insureds < rules.min_insureds:
         reasons.append(PRIMARY_FEW_INSUREDS)
     for shares in (cell.by_insurer, *cell.amounts.values()):
         total = sum(shares.values())
@@ -218,7 +226,7 @@ def primary_suppression(table: ProtectedTable, rules: DisclosureRules) -> None:
     for key, cell in table.cells.items():
         reasons = primary_reasons(cell, rules)
         # An empty cell (nobody contributes) reveals nothing about anyone: it stays a published zero.
-        if reasons and (cell.by_insurer or cell.insureds):
+        if reasons and (cell.by_insurer or cell.n_insureds):
             table.suppressed[key] = [*table.suppressed.get(key, []), *reasons]
 
 

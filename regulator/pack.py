@@ -452,7 +452,7 @@ def write_audit(audit: Audit, folder: Path) -> list[Path]:
                 c_code = TOTAL_CODE if c == TOTAL else c
                 amount = contribution.amount
                 largest = max(contribution.by_insurer.values(), default=0.0)
-                cells_out.writerow([name, r_code, c_code, len(contribution.by_insurer), len(contribution.insureds),
+                cells_out.writerow([name, r_code, c_code, len(contribution.by_insurer), contribution.n_insureds,
                                     f"{amount:.2f}", f"{largest / amount:.4f}" if amount > 0 else "",
                                     (r, c) in grid.suppressed, ";".join(grid.suppressed.get((r, c), []))])
                 for insurer, value in sorted(contribution.by_insurer.items()):

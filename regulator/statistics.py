@@ -277,15 +277,14 @@ def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
             cell((r, c)).values.update(
                 policies_in_force=n, insureds=insureds, exposure_years=years,
                 written_premium=_yuan(written), earned_premium=_yuan(earned))
-            cell((r, c)).exposure = Contribution()
-        for r, c, insurer, written, earned, insured_keys in con.execute(
-            f"""select {keys}, insurer_id, sum(written_fen), sum(earned_fen), list(distinct insured_key)
+            cell((r, c)).exposure = Contribution(insured_count=insureds)
+        for r, c, insurer, written, earned in con.execute(
+            f"""select {keys}, insurer_id, sum(written_fen), sum(earned_fen)
                 from policy_atoms group by {by_insurer_sets}"""
         ).fetchall():
             contribution = cells[(r, c)].exposure
             contribution.by_insurer[insurer] = float(earned)
             contribution.amounts.setdefault("written_premium", {})[insurer] = float(written)
-            contribution.insureds.update(insured_keys)
 
     for r, c, n, paid, incurred, severities, lags in con.execute(
         f"""select {keys}, count(*), coalesce(sum(paid), 0), coalesce(sum(incurred), 0),
@@ -296,23 +295,26 @@ def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
             claims=n, paid=Decimal(paid).quantize(CENT), incurred=Decimal(incurred).quantize(CENT),
             severity_median=quantile(severities or [], 0.5), severity_p90=quantile(severities or [], 0.9),
             report_lag_median=quantile(lags or [], 0.5, TENTH))
-    for r, c, insurer, paid, incurred, insured_keys in con.execute(
-        f"""select {keys}, insurer_id, sum(paid), sum(incurred), list(distinct insured_key)
-            from claim_atoms group by {by_insurer_sets}"""
+    # Loss contributors: whoever reports an incident or a claim in the cell. Distinct insureds are
+    # counted here, where the data are, never carried into Python as sets.
+    dims = ", ".join(DIMENSION_COLUMNS[d] for d in (row, column) if d)
+    reported = f"select {dims}, insurer_id, insured_key from claim_atoms" + (
+        f" union all select {dims}, insurer_id, insured_key from incident_atoms" if incidents else "")
+    for r, c, insureds in con.execute(
+        f"select {keys}, count(distinct insured_key) from ({reported}) group by {sets}"
     ).fetchall():
-        contribution = cell((r, c)).loss = cells[(r, c)].loss or Contribution()
-        contribution.by_insurer[insurer] = contribution.by_insurer.get(insurer, 0.0) + float(incurred)
+        cell((r, c)).loss = Contribution(insured_count=insureds)
+    for r, c, insurer in con.execute(f"select {keys}, insurer_id from ({reported}) group by {by_insurer_sets}").fetchall():
+        cells[(r, c)].loss.by_insurer[insurer] = 0.0
+    for r, c, insurer, paid, incurred in con.execute(
+        f"""select {keys}, insurer_id, sum(paid), sum(incurred) from claim_atoms group by {by_insurer_sets}"""
+    ).fetchall():
+        contribution = cells[(r, c)].loss
+        contribution.by_insurer[insurer] = float(incurred)
         contribution.amounts.setdefault("paid", {})[insurer] = float(paid)
-        contribution.insureds.update(insured_keys)
     if incidents:
         for r, c, n in con.execute(f"select {keys}, count(*) from incident_atoms group by {sets}").fetchall():
             cell((r, c)).values["incidents"] = n
-        for r, c, insurer, insured_keys in con.execute(
-            f"""select {keys}, insurer_id, list(distinct insured_key) from incident_atoms group by {by_insurer_sets}"""
-        ).fetchall():
-            contribution = cell((r, c)).loss = cells[(r, c)].loss or Contribution()
-            contribution.by_insurer.setdefault(insurer, 0.0)
-            contribution.insureds.update(insured_keys)
     for stats in cells.values():
         v = stats.values
         v["loss_ratio"] = _ratio(v.get("incurred", Decimal(0)), v.get("earned_premium"), Decimal("0.0001"))
