@@ -213,7 +213,7 @@ def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = 
         year, q = parse_quarter(quarter)
         version = check_published_version(con, published_dir)
         names = labels(con, config.cohort_pattern)
-        protected = _protected(con, names, year, q, config)
+        protected = _protected(_Aggregates(con, config), names, year, q, config)
         undated = claims_without_occurrence(con)
     periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
     tables = _tables(protected.stats, protected.layout, protected.grids, names, bands, periods)
@@ -241,43 +241,62 @@ class Protected:
     insurers: int
 
 
-def _statistics(con: duckdb.DuckDBPyConnection, year: int, q: int, bands: tuple[SeverityBand, ...],
-                cohort_pattern: str) -> tuple[dict[str, dict[Key, CellStats]], int]:
+class _Aggregates:
+    """Aggregates per period, each computed once: a pack protects the year's earlier quarters too,
+    so the same periods are asked for again."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: PackConfig) -> None:
+        self.con, self.config = con, config
+        self._atoms_of: tuple[dt.date, dt.date] | None = None
+        self._results: dict[tuple, object] = {}
+
+    def _atoms(self, period: Period) -> None:
+        if self._atoms_of != (period.start, period.end):
+            build_atoms(self.con, period, list(self.config.severity_bands), self.config.cohort_pattern)
+            self._atoms_of = (period.start, period.end)
+
+    def cells(self, period: Period, row: str, column: str | None, exposure: bool = True,
+              incidents: bool = True) -> dict[Key, CellStats]:
+        key = (period.start, period.end, row, column, exposure, incidents)
+        if key not in self._results:
+            self._atoms(period)
+            self._results[key] = aggregate(self.con, row, column, exposure=exposure, incidents=incidents)
+        return self._results[key]  # type: ignore[return-value]
+
+    def insurers(self, period: Period) -> int:
+        key = (period.start, period.end, "insurers")
+        if key not in self._results:
+            self._atoms(period)
+            self._results[key] = contributing_insurers(self.con)
+        return self._results[key]  # type: ignore[return-value]
+
+
+def _statistics(aggregates: _Aggregates, year: int, q: int) -> tuple[dict[str, dict[Key, CellStats]], int]:
     """Every table's cells for quarter q of the year and the year to date."""
     periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
     stats: dict[str, dict[Key, CellStats]] = {}
-    # Sector totals of each quarter of the year so far: the columns of the sector × quarter table.
-    by_quarter: dict[str, dict[Key, CellStats]] = {}
-    for j in range(1, q):
-        build_atoms(con, quarter_period(year, j), list(bands), cohort_pattern)
-        by_quarter[quarter_period(year, j).label] = aggregate(con, "sector", None, exposure=True, incidents=True)
-    insurers = 0
-    for period_name in ("quarter", "ytd"):
-        build_atoms(con, periods[period_name], list(bands), cohort_pattern)
+    for period_name, period in periods.items():
         for spec in TABLE_SPECS:
-            if period_name not in spec.periods or spec.name == "sector_quarter":
-                continue
-            stats[f"{spec.name}_{period_name}"] = aggregate(
-                con, spec.row_dim.code, spec.column_dim.code if spec.column_dim else None,
-                exposure="exposure" in _groups_of(spec), incidents="incidents" in spec.measures)
-        sector = aggregate(con, "sector", None, exposure=True, incidents=True)
-        if period_name == "quarter":
-            by_quarter[periods["quarter"].label] = sector
-        else:
-            insurers = contributing_insurers(con)
-            stats["sector_quarter_ytd"] = {
-                **{(r, label): cell for label, cells in by_quarter.items() for (r, _), cell in cells.items()},
-                **{(r, TOTAL_CODE): cell for (r, _), cell in sector.items()},
-            }
-    return stats, insurers
+            if period_name in spec.periods and spec.name != "sector_quarter":
+                stats[f"{spec.name}_{period_name}"] = aggregates.cells(
+                    period, spec.row_dim.code, spec.column_dim.code if spec.column_dim else None,
+                    exposure="exposure" in _groups_of(spec), incidents="incidents" in spec.measures)
+        aggregates.cells(period, "sector", None)  # for sector × quarter, while this period's atoms are built
+    # Sector totals of each quarter of the year so far are the columns of the sector × quarter table.
+    stats["sector_quarter_ytd"] = {
+        **{(r, quarter_period(year, j).label): cell for j in range(1, q + 1)
+           for (r, _), cell in aggregates.cells(quarter_period(year, j), "sector", None).items()},
+        **{(r, TOTAL_CODE): cell for (r, _), cell in aggregates.cells(periods["ytd"], "sector", None).items()},
+    }
+    return stats, aggregates.insurers(periods["ytd"])
 
 
-def _protected(con: duckdb.DuckDBPyConnection, names: dict, year: int, q: int, config: PackConfig) -> Protected:
+def _protected(aggregates: _Aggregates, names: dict, year: int, q: int, config: PackConfig) -> Protected:
     """The protected grids of the pack for quarter q. The packs of the year's earlier quarters are
     protected first (recomputed from the same data): what they hid stays hidden, and the earlier
     quarters they published are not used to hide anything now."""
-    earlier = _protected(con, names, year, q - 1, config) if q > 1 else None
-    stats, insurers = _statistics(con, year, q, config.severity_bands, config.cohort_pattern)
+    earlier = _protected(aggregates, names, year, q - 1, config) if q > 1 else None
+    stats, insurers = _statistics(aggregates, year, q)
     quarter_labels = [quarter_period(year, j).label for j in range(1, q + 1)]
     layout = _layout(names, stats, config.severity_bands, quarter_labels)
     grids = _grids(stats, layout)
