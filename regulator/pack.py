@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from publication.publish import published_version
+from publication.publish import PUBLISHED_NAME, published_version
 from regulator import disclosure
 from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
 from regulator.model import (
@@ -117,6 +117,11 @@ def _dkey(key: Key) -> tuple[str, str]:
     return tuple(TOTAL if k == TOTAL_CODE else k for k in key)  # type: ignore[return-value]
 
 
+def _pack_key(key: tuple) -> Key:
+    """Disclosure key → pack cell key."""
+    return tuple(TOTAL_CODE if k == TOTAL else k for k in key)  # type: ignore[return-value]
+
+
 ADDITIVE = {g: tuple(m.code for m in MEASURE_BY_CODE.values() if m.group == g and m.additive) for g in GROUPS}
 
 
@@ -166,7 +171,7 @@ def _label(names: dict, dim: str, code: str, bands: tuple[SeverityBand, ...]) ->
 def check_published_version(con: duckdb.DuckDBPyConnection, published_dir: Path) -> int | None:
     """The version the warehouse marts were published as; an error when they have moved on since."""
     version = published_version(published_dir)
-    database = published_dir / "sector_claims.duckdb"
+    database = published_dir / PUBLISHED_NAME
     if version is None or not database.exists():
         return None
     fingerprint = """select (select count(*) from {db}.fct_policies), (select sum(written_premium_cny) from {db}.fct_policies),
@@ -248,27 +253,28 @@ class _Aggregates:
     def __init__(self, con: duckdb.DuckDBPyConnection, config: PackConfig) -> None:
         self.con, self.config = con, config
         self._atoms_of: tuple[dt.date, dt.date] | None = None
-        self._results: dict[tuple, object] = {}
+        self._cells: dict[tuple, dict[Key, CellStats]] = {}
+        self._insurers: dict[tuple[dt.date, dt.date], int] = {}
 
     def _atoms(self, period: Period) -> None:
         if self._atoms_of != (period.start, period.end):
-            build_atoms(self.con, period, list(self.config.severity_bands), self.config.cohort_pattern)
+            build_atoms(self.con, period, self.config.severity_bands, self.config.cohort_pattern)
             self._atoms_of = (period.start, period.end)
 
     def cells(self, period: Period, row: str, column: str | None, exposure: bool = True,
               incidents: bool = True) -> dict[Key, CellStats]:
         key = (period.start, period.end, row, column, exposure, incidents)
-        if key not in self._results:
+        if key not in self._cells:
             self._atoms(period)
-            self._results[key] = aggregate(self.con, row, column, exposure=exposure, incidents=incidents)
-        return self._results[key]  # type: ignore[return-value]
+            self._cells[key] = aggregate(self.con, row, column, exposure=exposure, incidents=incidents)
+        return self._cells[key]
 
     def insurers(self, period: Period) -> int:
-        key = (period.start, period.end, "insurers")
-        if key not in self._results:
+        key = (period.start, period.end)
+        if key not in self._insurers:
             self._atoms(period)
-            self._results[key] = contributing_insurers(self.con)
-        return self._results[key]  # type: ignore[return-value]
+            self._insurers[key] = contributing_insurers(self.con)
+        return self._insurers[key]
 
 
 def _statistics(aggregates: _Aggregates, year: int, q: int) -> tuple[dict[str, dict[Key, CellStats]], int]:
@@ -316,8 +322,9 @@ def _carried(earlier: Protected, grids: dict[str, ProtectedTable], previous_quar
 
     Per cell, this quarter = this year to date − last year to date. When last year to date was
     hidden, one more hidden figure of the three is enough: this quarter's (the year to date, with
-    more data behind it, stays publishable) — unless this quarter's cell is empty. The earlier quarters' columns of sector × quarter
-    repeat figures the earlier pack published or hid: hidden ones stay hidden."""
+    more data behind it, stays publishable) — unless this quarter's cell is empty. The earlier
+    quarters' columns of sector × quarter repeat figures the earlier pack published or hid: hidden
+    ones stay hidden."""
     carried = []
     for group in GROUPS:
         for spec in TABLE_SPECS:
@@ -462,13 +469,11 @@ def write_audit(audit: Audit, folder: Path) -> list[Path]:
         cells_out, shares_out = csv.writer(f_cells), csv.writer(f_shares)
         cells_out.writerow(["grid", "row", "column", "insurers", "insureds", "amount", "largest_share",
                             "suppressed", "reasons"])
-        shares_out.writerow(["grid", "row", "column", "insurer_id", "amount", *sorted(
-            {name for g in audit.grids.values() for c in g.cells.values() for name in c.amounts})])
         extra = sorted({name for g in audit.grids.values() for c in g.cells.values() for name in c.amounts})
+        shares_out.writerow(["grid", "row", "column", "insurer_id", "amount", *extra])
         for name, grid in audit.grids.items():
             for (r, c), contribution in grid.cells.items():
-                r_code = TOTAL_CODE if r == TOTAL else r
-                c_code = TOTAL_CODE if c == TOTAL else c
+                r_code, c_code = _pack_key((r, c))
                 amount = contribution.amount
                 largest = max(contribution.by_insurer.values(), default=0.0)
                 cells_out.writerow([name, r_code, c_code, len(contribution.by_insurer), contribution.n_insureds,
@@ -480,16 +485,12 @@ def write_audit(audit: Audit, folder: Path) -> list[Path]:
     return [cells_path, shares_path]
 
 
-def pack_folder(regulator_dir: Path, quarter: str) -> Path:
-    return regulator_dir / quarter
-
-
 def write_pack(pack: Pack, audit: Audit, regulator_dir: Path, internal_dir: Path) -> dict:
     """The regulator's folder data/regulator/<quarter>/ and the bureau's internal audit folder."""
     from regulator.render import write_csvs, write_json, write_workbook
     from regulator.report import write_report
 
-    folder = pack_folder(regulator_dir, pack.quarter)
+    folder = regulator_dir / pack.quarter
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"cyber_insurance_pilot_statistics_{pack.quarter}"
     written = {

@@ -80,27 +80,27 @@ class Chart:
     def nothing_published(self) -> bool:
         return not any(isinstance(p, float) for p in self.points)
 
-    @property
-    def note_en(self) -> str:
+    def _note(self, language: int) -> str:
+        """The caption's note in Chinese (0) or English (1): which markers left figures out."""
         if self.nothing_published:
-            return _nothing_published_texts(self.markers)[1] + "."
-        notes = []
-        if SUPPRESSED in self.markers:
-            notes.append("x = suppressed (not drawn)")
-        if NOT_AVAILABLE in self.markers:
-            notes.append(".. = not available (not drawn)")
-        return "; ".join(notes) + "." if notes else "All figures published."
+            return _nothing_published_texts(self.markers)[language] + ("。", ".")[language]
+        notes = [texts[language] for marker, texts in _MARKER_NOTES.items() if marker in self.markers]
+        separator, stop, none = (("；", "。", "全部数据均已公布。"), ("; ", ".", "All figures published."))[language]
+        return separator.join(notes) + stop if notes else none
 
     @property
     def note_zh(self) -> str:
-        if self.nothing_published:
-            return _nothing_published_texts(self.markers)[0] + "。"
-        notes = []
-        if SUPPRESSED in self.markers:
-            notes.append("x = 为保密而隐去（未绘出）")
-        if NOT_AVAILABLE in self.markers:
-            notes.append(".. = 不适用或无数据（未绘出）")
-        return "；".join(notes) + "。" if notes else "全部数据均已公布。"
+        return self._note(0)
+
+    @property
+    def note_en(self) -> str:
+        return self._note(1)
+
+
+_MARKER_NOTES = {
+    SUPPRESSED: ("x = 为保密而隐去（未绘出）", "x = suppressed (not drawn)"),
+    NOT_AVAILABLE: (".. = 不适用或无数据（未绘出）", ".. = not available (not drawn)"),
+}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -37,15 +37,7 @@ CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
 
 # Atom columns a table can be cut by.
-DIMENSION_COLUMNS = {
-    "sector": "sector",
-    "product_type": "product_type",
-    "province": "province",
-    "pilot": "pilot",
-    "size": "size",
-    "incident_type": "incident_type",
-    "severity_band": "severity_band",
-}
+DIMENSIONS = frozenset({"sector", "product_type", "province", "pilot", "size", "incident_type", "severity_band"})
 
 
 class PackError(ValueError):
@@ -137,13 +129,14 @@ def _segment(policy: str, cohort_pattern: str) -> str:
         case when {policy}.is_sme then 'sme' when not {policy}.is_sme then 'large' else 'unknown' end as size"""
 
 
-def _band_case(bands: list[SeverityBand]) -> str:
+def _band_case(bands: Sequence[SeverityBand]) -> str:
     arms = [f"when incurred <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
     last = next(b.code for b in bands if b.upper is None)
     return f"case {' '.join(arms)} else '{last}' end"
 
 
-def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: list[SeverityBand], cohort_pattern: str) -> None:
+def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: Sequence[SeverityBand],
+                cohort_pattern: str) -> None:
     """(Re)create the temp tables policy_atoms, incident_atoms and claim_atoms for the period."""
     params = {"s": period.start, "e": period.end}
     con.execute(
@@ -220,11 +213,13 @@ def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: list[Seve
 
 def _grouping(row: str, column: str | None) -> tuple[str, list[tuple[str, ...]]]:
     """Select list of the cell keys, and the grouping sets: the cells and every margin."""
-    r = DIMENSION_COLUMNS[row]
+    if not {row, column} - {None} <= DIMENSIONS:
+        raise ValueError(f"no dimension {row!r} or {column!r} in the atoms")
+    r = row
     row_key = f"case when grouping({r}) = 1 then '{TOTAL_CODE}' else {r} end as r"
     if column is None:
         return f"{row_key}, '{TOTAL_CODE}' as c", [(r,), ()]
-    c = DIMENSION_COLUMNS[column]
+    c = column
     return (f"{row_key}, case when grouping({c}) = 1 then '{TOTAL_CODE}' else {c} end as c",
             [(r, c), (r,), (c,), ()])
 
@@ -297,7 +292,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
             report_lag_median=quantile(lags or [], 0.5, TENTH))
     # Loss contributors: whoever reports an incident or a claim in the cell. Distinct insureds are
     # counted here, where the data are, never carried into Python as sets.
-    dims = ", ".join(DIMENSION_COLUMNS[d] for d in (row, column) if d)
+    dims = ", ".join(d for d in (row, column) if d)
     reported = f"select {dims}, insurer_id, insured_key from claim_atoms" + (
         f" union all select {dims}, insurer_id, insured_key from incident_atoms" if incidents else "")
     for r, c, insureds in con.execute(
