@@ -213,6 +213,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+NOTES_MARK = "<!-- notes: kept by --record -->"
+
+
+def record(table: str) -> None:
+    """Write the table to benchmarks/RESULTS.md, keeping the hand-written notes below NOTES_MARK."""
+    target = ROOT / "benchmarks" / "RESULTS.md"
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    notes = text[text.index(NOTES_MARK):] if NOTES_MARK in text else NOTES_MARK + "\n"
+    target.write_text(table + "\n" + notes, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target-rows", type=int, default=1_000_000)
@@ -262,7 +273,7 @@ def main() -> None:
     print()
     print(table)
     if args.record:
-        (ROOT / "benchmarks" / "RESULTS.md").write_text(table, encoding="utf-8")
+        record(table)
 
 
 if __name__ == "__main__":

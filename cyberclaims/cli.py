@@ -12,6 +12,8 @@ import click
 
 from cyberclaims import settings
 
+DBT_OP = "cyberclaims_dbt"  # the dbt multi-asset's node in the Dagster jobs
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
@@ -57,33 +59,43 @@ def prepare() -> None:
 
 
 def _prepare_dbt() -> None:
-    from orchestration.defs.transformation.project import dbt_project
+    from orchestration.defs.transformation.project import dbt_project, prepare_manifest
 
     project = dbt_project()
-    project.preparer.prepare(project)
-    click.echo(f"dbt manifest ready: {project.manifest_path}")
+    parsed = prepare_manifest(project)
+    click.echo(f"dbt manifest {'parsed' if parsed else 'up to date'}: {project.manifest_path}")
 
 
 @main.command()
 @click.option("--job", "job_name", default="monthly_cycle", show_default=True, help="Dagster job to run.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-def run(job_name: str, log_level: str) -> None:
-    """Run the whole cycle through Dagster, in process (the run shows in the Dagster UI)."""
+@click.option("--rebuild", is_flag=True,
+              help="Build, publish and report even if nothing changed since the published version.")
+def run(job_name: str, log_level: str, rebuild: bool) -> None:
+    """Run the whole cycle through Dagster, in process (the run shows in the Dagster UI).
+
+    When no submission arrived or was decided and the dbt project is unchanged since the published
+    version, the run stops after ingestion and the gate: the marts, the published database, the
+    feedback and the regulator pack would come out the same.
+    """
     settings.ensure_dagster_home()
     _prepare_dbt()
     import dagster as dg
 
     from orchestration.definitions import defs
 
+    job = defs.resolve_job_def(job_name)
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if rebuild and DBT_OP in job.graph.node_dict:
+        run_config["ops"] = {DBT_OP: {"config": {"rebuild": True}}}
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
     click.echo(f"Run {result.run_id} of job '{job_name}': {'SUCCESS' if result.success else 'FAILURE'} "
                f"in {time.perf_counter() - started:.1f}s")
+    if result.success and DBT_OP in job.graph.node_dict and not result.asset_materializations_for_node(DBT_OP):
+        click.echo("Nothing new since the published version (same submissions, gate decisions and dbt project): "
+                   "dbt build, publication, feedback and regulator pack skipped (--rebuild forces them).")
     _print_status()
     sys.exit(0 if result.success else 1)
 

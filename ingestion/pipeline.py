@@ -1,7 +1,8 @@
 """Ingest an insurer's landing folder: discover files, hash, read, map, load or reject.
 
 Each file is one submission identified by the SHA-256 of its bytes, so the same content
-delivered twice under any name loads once. A file is processed whole inside one
+delivered twice under any name loads once. A file seen again with the size and modification time
+it had when it was hashed is not read again. A file is processed whole inside one
 transaction; a file that cannot be read is rejected with its error, and the rest of the
 landing zone still loads.
 """
@@ -98,13 +99,31 @@ def ingest_file(
     pseudonymizer: Pseudonymizer,
     taxonomy: Taxonomy | None = None,
 ) -> FileOutcome:
-    taxonomy = taxonomy or load_taxonomy()
+    relative = path.relative_to(landing_dir).as_posix()
+    stat = path.stat()
+    seen = warehouse.unchanged_file_submission(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns)
+    if seen is not None and (known := warehouse.known_submission(con, seen)) is not None:
+        return FileOutcome(relative, seen, f"already_{known[0]}")
+    outcome = _ingest_content(con, path, landing_dir, stat.st_size, cfg, pseudonymizer, taxonomy or load_taxonomy())
+    warehouse.remember_file_stats(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, outcome.submission_id)
+    return outcome
+
+
+def _ingest_content(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    landing_dir: Path,
+    file_bytes: int,
+    cfg: InsurerConfig,
+    pseudonymizer: Pseudonymizer,
+    taxonomy: Taxonomy,
+) -> FileOutcome:
     relative = path.relative_to(landing_dir).as_posix()
     meta = warehouse.SubmissionMeta(
         submission_id=content_hash(path),
         insurer_id=cfg.insurer_id,
         source_file=relative,
-        file_bytes=path.stat().st_size,
+        file_bytes=file_bytes,
         mapping_version=cfg.mapping_version,
         ingested_at=datetime.now(UTC).replace(tzinfo=None),
     )

@@ -75,6 +75,12 @@ def ddl() -> list[str]:
   insurer_id VARCHAR, source_file VARCHAR, submission_id VARCHAR, first_seen_at TIMESTAMP,
   is_resubmission BOOLEAN, PRIMARY KEY (insurer_id, source_file)
 )""",
+        # The size and modification time each landing file had when its content was last hashed: a
+        # file seen again unchanged is not read again (the quick check of rsync and make).
+        """CREATE TABLE IF NOT EXISTS raw.landing_file_stats (
+  insurer_id VARCHAR, source_file VARCHAR, file_bytes BIGINT, mtime_ns BIGINT, submission_id VARCHAR NOT NULL,
+  PRIMARY KEY (insurer_id, source_file)
+)""",
         """CREATE TABLE IF NOT EXISTS raw.submission_counts (
   submission_id VARCHAR, record_type VARCHAR, rows_delivered BIGINT, rows_loaded BIGINT,
   rows_quarantined BIGINT, PRIMARY KEY (submission_id, record_type)
@@ -88,6 +94,9 @@ def ddl() -> list[str]:
   reasons VARCHAR[], results JSON, manifest_file VARCHAR, manifest_error VARCHAR,
   evaluated_at TIMESTAMP, admitted_at TIMESTAMP, decided_by VARCHAR, decided_at TIMESTAMP, decision_note VARCHAR
 )""",
+        # Each dbt build of the marts, with the fingerprint of the inputs it started from
+        # (publication.publish.inputs_fingerprint).
+        "CREATE TABLE IF NOT EXISTS raw.mart_builds (started_at TIMESTAMP, inputs_fingerprint VARCHAR)",
         """CREATE TABLE IF NOT EXISTS raw.submission_gate_log (
   submission_id VARCHAR, logged_at TIMESTAMP, status VARCHAR, reasons VARCHAR[], actor VARCHAR, note VARCHAR
 )""",
@@ -120,6 +129,27 @@ def known_submission(con: duckdb.DuckDBPyConnection, submission_id: str) -> tupl
         "SELECT status, source_file FROM raw.submissions WHERE submission_id = ?", [submission_id]
     ).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def unchanged_file_submission(
+    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int
+) -> str | None:
+    """The submission id of a landing file last seen with this size and modification time."""
+    row = con.execute(
+        "SELECT submission_id FROM raw.landing_file_stats WHERE insurer_id = ? AND source_file = ? "
+        "AND file_bytes = ? AND mtime_ns = ?",
+        [insurer_id, source_file, file_bytes, mtime_ns],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def remember_file_stats(
+    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int, submission_id: str
+) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO raw.landing_file_stats VALUES (?, ?, ?, ?, ?)",
+        [insurer_id, source_file, file_bytes, mtime_ns, submission_id],
+    )
 
 
 def record_file(con: duckdb.DuckDBPyConnection, meta: SubmissionMeta, is_resubmission: bool) -> None:

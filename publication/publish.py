@@ -10,6 +10,7 @@ sees the new version. A crash or a failed check at any point leaves the publishe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -106,19 +107,21 @@ def run_checks(
     results.append(CheckResult("no_identity_columns", not leaking, ", ".join(leaking) or "none"))
 
     uscc_hits, insurer_hits = [], []
+    insurers = ", ".join("'" + i.replace("'", "''") + "'" for i in insurer_ids) or "NULL"
     for t in tables:
-        for column in _text_columns(con, t.name):
-            text = f'CAST("{column}" AS VARCHAR)'
-            n = con.execute(f'SELECT count(*) FROM "{t.name}" WHERE regexp_matches({text}, ?)', [USCC_REGEX]).fetchall()[0][0]
+        columns = _text_columns(con, t.name)
+        if not columns:
+            continue
+        # One scan per table: every text column tested for codes and insurer names at once.
+        counts = con.execute("SELECT " + ", ".join(
+            f'count_if(regexp_matches(CAST("{c}" AS VARCHAR), $uscc)), count_if(CAST("{c}" AS VARCHAR) IN ({insurers}))'
+            for c in columns
+        ) + f' FROM "{t.name}"', {"uscc": USCC_REGEX}).fetchall()[0]
+        for column, n, m in zip(columns, counts[0::2], counts[1::2], strict=True):
             if n:
                 uscc_hits.append(f"{t.name}.{column} ({n} rows)")
-            if insurer_ids:
-                placeholders = ", ".join("?" for _ in insurer_ids)
-                m = con.execute(
-                    f'SELECT count(*) FROM "{t.name}" WHERE {text} IN ({placeholders})', insurer_ids
-                ).fetchall()[0][0]
-                if m:
-                    insurer_hits.append(f"{t.name}.{column} ({m} rows)")
+            if m:
+                insurer_hits.append(f"{t.name}.{column} ({m} rows)")
     results.append(CheckResult("no_clear_identifiers", not uscc_hits, ", ".join(uscc_hits) or "none"))
     results.append(CheckResult("no_insurer_identity", not insurer_hits, ", ".join(insurer_hits) or "none"))
 
@@ -140,6 +143,41 @@ def run_checks(
         ]
         results.append(CheckResult("row_counts_consistent", not bad, ", ".join(bad) or json.dumps(counts)))
     return results
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
+    """What the marts are a function of: every submission with its ingestion status and gate decision,
+    the row count of every raw table, the dbt project's files, the contract and the code version.
+    Equal fingerprints, equal marts; computed from the registry and table metadata, not the rows."""
+    from cyberclaims import __version__
+    from ingestion.contract import CONTRACT_VERSION
+    from ingestion.warehouse import table_counts
+
+    digest = hashlib.sha256(f"{__version__}\0{CONTRACT_VERSION}\0{dbt_sources}".encode())
+    digest.update(json.dumps(table_counts(con), sort_keys=True).encode())
+    for row in con.execute(
+        "SELECT submission_id, coalesce(s.status, ''), coalesce(g.status, ''), "
+        "coalesce(CAST(g.decided_at AS VARCHAR), '') "
+        "FROM raw.submissions s FULL JOIN raw.submission_gate g USING (submission_id) ORDER BY submission_id"
+    ).fetchall():
+        digest.update("\0".join(row).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def record_build_inputs(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    """Note, before dbt builds the marts, which inputs they are built from (read back by publication)."""
+    con.execute("INSERT INTO raw.mart_builds VALUES (?, ?)", [datetime.now(UTC).replace(tzinfo=None), fingerprint])
+
+
+def built_from(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The inputs fingerprint of the latest dbt build of the marts in this warehouse."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = 'mart_builds'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute("SELECT inputs_fingerprint FROM raw.mart_builds ORDER BY started_at DESC LIMIT 1").fetchone()
+    return row[0] if row else None
 
 
 def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) -> dict:
@@ -165,6 +203,7 @@ def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) 
     commit = _git_commit()
     return {
         "submissions_included": submissions,
+        "inputs_fingerprint": built_from(con),
         "code_version": f"cyberclaims {__version__}" + (f" ({commit})" if commit else ""),
         "contract_version": CONTRACT_VERSION,
         "taxonomy_versions": taxonomy_versions,
@@ -317,19 +356,20 @@ def rollback(published_dir: Path, version: int) -> Path:
     return published_dir / PUBLISHED_NAME
 
 
-def published_submissions(published_dir: Path) -> dict[str, int]:
-    """submission id → version, for the submissions in the currently published version."""
+def published_manifest(published_dir: Path) -> dict:
+    """The publication manifest of the currently published version ({} when nothing is published)."""
     path = published_dir / PUBLISHED_NAME
     if not path.exists():
         return {}
     with duckdb.connect(str(path), read_only=True) as con:
-        manifest = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM publication_manifest").fetchall()}
+        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM publication_manifest").fetchall()}
+
+
+def published_submissions(published_dir: Path) -> dict[str, int]:
+    """submission id → version, for the submissions in the currently published version."""
+    manifest = published_manifest(published_dir)
     return {s: manifest["version"] for s in manifest.get("submissions_included", [])}
 
 
 def published_version(published_dir: Path) -> int | None:
-    path = published_dir / PUBLISHED_NAME
-    if not path.exists():
-        return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        return json.loads(con.execute("SELECT value FROM publication_manifest WHERE key = 'version'").fetchall()[0][0])
+    return published_manifest(published_dir).get("version")

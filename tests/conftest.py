@@ -19,7 +19,7 @@ from ingestion.pseudonymize import Pseudonymizer
 from orchestration.defs.ingestion import build_defs
 from orchestration.defs.resources import LandingZoneResource, PseudonymizationResource, WarehouseResource
 from orchestration.defs.transformation import build_dbt_assets
-from orchestration.defs.transformation.project import dbt_project
+from orchestration.defs.transformation.project import dbt_project, prepare_manifest
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789abcdef"
 
@@ -91,7 +91,7 @@ def all_assets() -> list[dg.AssetsDefinition]:
 @pytest.fixture(scope="session", autouse=True)
 def _dbt_manifest():
     project = dbt_project()
-    project.preparer.prepare(project)
+    prepare_manifest(project)
 
 
 @pytest.fixture(scope="session", autouse=True)

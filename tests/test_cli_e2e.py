@@ -72,10 +72,26 @@ def test_generate_then_run_twice(tmp_path):
     incomplete = cli("report", "regulator", "--quarter", "2025Q1", env=env)
     assert incomplete.returncode == 1 and "2025Q1 is not complete" in incomplete.stderr
 
+    # Nothing arrived and nothing was decided: the run stops after ingestion and the gate.
     second = cli("run", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first
-    assert "version 2" in second.stdout
+    assert "Nothing new since the published version" in second.stdout
+    assert "version 1 (kept: [1])" in second.stdout
+
+    # An operator's decision is new: releasing a held submission rebuilds and publishes it.
+    with duckdb.connect(str(db), read_only=True) as con:
+        held = con.execute("SELECT submission_id FROM raw.submission_gate WHERE status = 'held' "
+                           "ORDER BY submission_id LIMIT 1").fetchall()[0][0]
+    released = cli("submissions", "release", held, "--note", "row count confirmed by the insurer", env=env)
+    assert released.returncode == 0, released.stdout + released.stderr
+    third = cli("run", env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Nothing new" not in third.stdout and "version 2 (kept: [1, 2])" in third.stdout
+    with duckdb.connect(str(published), read_only=True) as con:
+        included = json.loads(con.execute(
+            "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0])
+    assert held in included
 
     rolled = cli("publish", "--rollback", "1", env=env)
     assert rolled.returncode == 0 and "version 1 again" in rolled.stdout

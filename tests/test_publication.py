@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import signal
 import subprocess
@@ -77,14 +78,19 @@ def test_next_version_and_rollback_are_atomic_swaps(sample, published):
         rollback(published, 7)
 
 
-def test_a_failing_check_publishes_nothing(sample, published, tmp_path):
-    """A clear unified social credit code in a mart: the audit fails, version 1 stays byte-identical."""
+@pytest.mark.parametrize("value, failure", [
+    ("91350100M000100Y43", "no_clear_identifiers: fct_policies.pilot_code (1 rows)"),
+    ("dongfang_pc", "no_insurer_identity: fct_policies.pilot_code (1 rows)"),
+])
+def test_a_failing_check_publishes_nothing(sample, published, tmp_path, value, failure):
+    """A clear unified social credit code or an insurer's name in a mart: the audit fails, version 1
+    stays byte-identical."""
     broken = tmp_path / "broken.duckdb"
     shutil.copy(sample.warehouse_path, broken)
     with duckdb.connect(str(broken)) as con:
-        con.execute("UPDATE marts.fct_policies SET pilot_code = '91350100M000100Y43' WHERE rowid = 0")
+        con.execute("UPDATE marts.fct_policies SET pilot_code = ? WHERE rowid = 0", [value])
     before = digest(published / PUBLISHED_NAME)
-    with pytest.raises(PublicationCheckFailed, match="no_clear_identifiers: fct_policies.pilot_code"):
+    with pytest.raises(PublicationCheckFailed, match=re.escape(failure)):
         publish(broken, published, tables(), {})
     assert digest(published / PUBLISHED_NAME) == before
     assert existing_versions(published) == [1]

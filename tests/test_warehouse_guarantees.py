@@ -87,6 +87,38 @@ def test_same_content_under_a_new_name_loads_once(tmp_path, sample):
     assert con.execute("SELECT count(*) FROM raw.submission_files").fetchone()[0] == 2
 
 
+def test_a_file_seen_unchanged_is_not_read_again_and_a_touched_one_is(tmp_path, sample, monkeypatch):
+    import os
+
+    from ingestion import pipeline
+
+    cfg = load_all_configs()["tianfu_digital"]
+    landing = tmp_path / "landing"
+    (landing / cfg.insurer_id).mkdir(parents=True)
+    files = [p for p in sorted((sample.landing / cfg.insurer_id).iterdir()) if p.name.startswith("tf_claim_")][:3]
+    for f in files:
+        shutil.copy2(f, landing / cfg.insurer_id / f.name)
+    con = warehouse.connect(tmp_path / "wh.duckdb")
+    assert [o.status for o in ingest_insurer(con, cfg, landing, sample.pseudonymizer()).outcomes] == ["loaded"] * 3
+
+    hashed = []
+    real_hash = pipeline.content_hash
+    monkeypatch.setattr(pipeline, "content_hash", lambda path: hashed.append(path.name) or real_hash(path))
+    again = ingest_insurer(con, cfg, landing, sample.pseudonymizer())
+    assert [o.status for o in again.outcomes] == ["already_loaded"] * 3 and hashed == []
+
+    # A new modification time (same content) is hashed again and recognised; a changed content loads.
+    touched = landing / cfg.insurer_id / files[0].name
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 1_000_000_000))
+    changed = landing / cfg.insurer_id / files[1].name
+    frame = pl.read_parquet(changed)
+    frame.head(frame.height - 1).write_parquet(changed)
+    third = ingest_insurer(con, cfg, landing, sample.pseudonymizer())
+    assert [o.status for o in third.outcomes] == ["already_loaded", "loaded", "already_loaded"]
+    assert hashed == [files[0].name, files[1].name]
+    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 4
+
+
 @pytest.mark.parametrize(
     "insurer, name, payload, error",
     [

@@ -2,13 +2,16 @@
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from cyberclaims.settings import paths
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from orchestration.defs.transformation.project import dbt_build_args, dbt_project
+from orchestration.defs.transformation.project import dbt_build_args, dbt_project, dbt_source_fingerprint
+from publication.publish import inputs_fingerprint, published_manifest, record_build_inputs
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
 _LAYERS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
@@ -39,6 +42,15 @@ TRANSLATOR = CyberclaimsDbtTranslator(settings=DagsterDbtTranslatorSettings(enab
 
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
+    # Build even when nothing changed since the published version (by default that build, the
+    # publication, the feedback and the regulator pack are skipped: their inputs are unchanged).
+    rebuild: bool = False
+
+
+def nothing_new_since(published_dir: Path, fingerprint: str) -> int | None:
+    """The published version built from exactly these inputs, if the current one is."""
+    manifest = published_manifest(published_dir)
+    return manifest["version"] if manifest.get("inputs_fingerprint") == fingerprint else None
 
 
 def build_dbt_assets() -> dg.AssetsDefinition:
@@ -48,6 +60,18 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     def cyberclaims_dbt(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
+        with warehouse.reader() as con:
+            fingerprint = inputs_fingerprint(con, dbt_source_fingerprint(project.project_dir))
+        version = nothing_new_since(paths().published, fingerprint)
+        if version is not None and not (config.rebuild or config.full_refresh):
+            # No output: the marts' checks, publication, feedback and regulator pack are skipped.
+            context.log.info(
+                f"nothing new since published version {version} (same submissions, gate decisions and dbt "
+                "project): dbt build, publication, feedback and regulator pack skipped"
+            )
+            return
+        with warehouse.writer() as con:
+            record_build_inputs(con, fingerprint)
         # profiles.yml reads the warehouse path from this variable; the dbt subprocess inherits it.
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
         yield from dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context).stream()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from functools import cache
@@ -29,6 +30,39 @@ def dbt_project() -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()
     return project
+
+
+# What dbt's parse reads: the project's own files (never target/, logs/ or installed packages) and
+# the warehouse it is pointed at (its file name becomes the database name in the manifest).
+_NOT_SOURCES = {"target", "logs", "dbt_packages"}
+_SOURCE_STAMP = "cyberclaims_sources.sha256"
+
+
+def dbt_source_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """SHA-256 over every file of the dbt project (relative path and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        relative = path.relative_to(project_dir)
+        if not path.is_file() or relative.parts[0] in _NOT_SOURCES or relative.name == ".user.yml":
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def prepare_manifest(project: DbtProject) -> bool:
+    """Parse the project into target/manifest.json unless the manifest was parsed from exactly these
+    files for this warehouse. Returns whether dbt ran (a parse costs 10–15 s of dbt start-up)."""
+    from importlib.metadata import version
+
+    stamp_file = project.project_dir / "target" / _SOURCE_STAMP
+    stamp = "\n".join([dbt_source_fingerprint(project.project_dir), os.environ.get("CYBERCLAIMS_DUCKDB", ""),
+                       version("dbt-core")])
+    if project.manifest_path.exists() and stamp_file.exists() and stamp_file.read_text(encoding="utf-8") == stamp:
+        return False
+    stamp_file.unlink(missing_ok=True)
+    project.preparer.prepare(project)
+    stamp_file.write_text(stamp, encoding="utf-8")
+    return True
 
 
 def dbt_build_args(full_refresh: bool = False, select: str | None = None) -> list[str]:
