@@ -92,6 +92,11 @@ def test_generate_then_run_twice(tmp_path):
         included = json.loads(con.execute(
             "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0])
     assert held in included
+    # Same dbt project: version 2 reuses version 1's docs site instead of starting dbt docs again.
+    exports = tmp_path / "data" / "published" / "exports"
+    assert (exports / "v000002" / "catalog" / "index.html").read_bytes() == (
+        exports / "v000001" / "catalog" / "index.html"
+    ).read_bytes()
 
     rolled = cli("publish", "--rollback", "1", env=env)
     assert rolled.returncode == 0 and "version 1 again" in rolled.stdout

@@ -136,3 +136,19 @@ def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
     assert defs.resolve_job_def("regulator_pack").asset_layer.executable_asset_keys == {pack}
     upstream = defs.resolve_assets_def(pack).asset_deps[pack]
     assert dg.AssetKey(["published", "sector_claims"]) in upstream
+
+
+def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):
+    import shutil
+
+    from orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_source_fingerprint
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    before = dbt_source_fingerprint(project)
+    (project / "target").mkdir()
+    (project / "target" / "manifest.json").write_text("{}")
+    assert dbt_source_fingerprint(project) == before  # build output is not a source
+    model = project / "models" / "marts" / "fct_claims.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    assert dbt_source_fingerprint(project) != before

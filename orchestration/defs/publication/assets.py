@@ -10,11 +10,12 @@ from dagster_dbt import DbtCliResource
 
 from cyberclaims.settings import paths
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from orchestration.defs.transformation.project import dbt_project
+from orchestration.defs.transformation.project import dbt_project, dbt_source_fingerprint
 from publication.feedback import submission_reports, write_feedback
 from publication.publish import (
     publication_metadata,
     publish,
+    published_manifest,
     published_submissions,
     published_tables_from_manifest,
 )
@@ -40,9 +41,19 @@ def sector_claims_db(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource
 ) -> dg.MaterializeResult:
     project = dbt_project()
+    sources = dbt_source_fingerprint(project.project_dir)
 
     def build_catalog(target: Path) -> None:
-        """The dbt docs site of this version, as one static page plus its manifest and catalog."""
+        """The dbt docs site of this version, as one static page plus its manifest and catalog. It
+        describes the project's models and columns (no data), so a version built from the same dbt
+        project files reuses the current version's site instead of starting dbt again."""
+        current = paths().published / "catalog"
+        if published_manifest(paths().published).get("dbt_project_fingerprint") == sources and (
+            current / "index.html"
+        ).exists():
+            shutil.copytree(current.resolve(), target)
+            context.log.info("dbt project unchanged since the published version: its docs site is reused")
+            return
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
         with tempfile.TemporaryDirectory(prefix="cyberclaims-docs-") as tmp:
             dbt.cli(["docs", "generate", "--static"], target_path=Path(tmp), raise_on_error=True).wait()
@@ -52,7 +63,7 @@ def sector_claims_db(
                 shutil.copyfile(Path(tmp) / name, target / name)
 
     with warehouse.reader() as con:
-        extra = publication_metadata(con, project.project_dir)
+        extra = publication_metadata(con, project.project_dir) | {"dbt_project_fingerprint": sources}
     result = publish(
         warehouse.path,
         paths().published,
