@@ -253,6 +253,15 @@ def main() -> None:
         raise SystemExit(f"the floor's fct_claim_valuations differs from the pipeline's: {floor}")
     print(f"  floor: {floor['seconds']:.1f}s, peak RSS {floor['peak_rss_mb']:.0f} MB, {floor['rows']:,} rows equal "
           f"to the pipeline's; the full build takes {full['seconds'] / floor['seconds']:.1f}× the floor", flush=True)
+    latency_full = reader_latency(run_dir / "published" / "sector_claims.duckdb")
+    progress = {"target_rows": args.target_rows, "full_build": full, "floor": floor,
+                "reader_latency_after_full_build": latency_full}
+    # Written now too: at 10M rows the full build alone takes most of an hour.
+    (args.data_dir / "results.partial.json").write_text(json.dumps(progress, indent=1), encoding="utf-8")
+    for name, stage in full["stages"].items():
+        print(f"    {name:28s} {stage['seconds']:8.1f} s  {stage['peak_rss_mb']:8.0f} MB", flush=True)
+    print("  slowest actuary query after the full build: "
+          f"{max(q['median_seconds'] for q in latency_full) * 1000:.1f} ms", flush=True)
     for path, target in held_back:
         shutil.copy(path, target)
     print(f"incremental month ({len(held_back)} files of {last_month}) …", flush=True)

@@ -77,6 +77,7 @@ def test_generate_then_run_twice(tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert counts(db) == after_first
     assert "Nothing new since the published version" in second.stdout
+    assert "emitted no result" not in second.stderr and "Traceback" not in second.stderr
     assert "version 1 (kept: [1])" in second.stdout
 
     # An operator's decision is new: releasing a held submission rebuilds and publishes it.

@@ -98,6 +98,11 @@ def test_one_lineage_graph_from_every_insurer_to_the_marts():
             frontier |= set(graph.get(key).child_keys) - seen
         assert dg.AssetKey(["marts", "fct_claims"]) in seen, f"{insurer_id} is not upstream of the marts"
         assert dg.AssetKey(["raw", "claim_valuations"]) in seen
+    # Every model and seed waits for the build decision, so skipping it skips the whole dbt step.
+    from orchestration.defs.transformation.assets import BUILD_INPUTS
+
+    dbt_keys = {k for k in graph.get_all_asset_keys() if k.path[0] in ("staging", "intermediate", "marts", "reference")}
+    assert dbt_keys and all(BUILD_INPUTS in graph.get(k).parent_keys for k in dbt_keys)
 
 
 def test_dbt_build_args():

@@ -34,7 +34,10 @@ class CyberclaimsDbtTranslator(DagsterDbtTranslator):
         if props["resource_type"] == "source":
             return spec
         layer = layer_of(props)
-        return spec.replace_attributes(key=dg.AssetKey([layer, props["name"]]), group_name=layer)
+        # Every model and seed waits for the build decision: when it is skipped, so is the dbt step.
+        return spec.replace_attributes(key=dg.AssetKey([layer, props["name"]]), group_name=layer).merge_attributes(
+            deps=[BUILD_INPUTS]
+        )
 
 
 TRANSLATOR = CyberclaimsDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -42,8 +45,14 @@ TRANSLATOR = CyberclaimsDbtTranslator(settings=DagsterDbtTranslatorSettings(enab
 
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
-    # Build even when nothing changed since the published version (by default that build, the
-    # publication, the feedback and the regulator pack are skipped: their inputs are unchanged).
+
+
+BUILD_INPUTS = dg.AssetKey(["transformation", "build_inputs"])
+RAW_SOURCES = [dg.AssetKey(["raw", t]) for t in ("policies", "incidents", "claim_valuations", "quarantine", "submissions")]
+
+
+class BuildInputsConfig(dg.Config):
+    # Build even when nothing changed since the published version.
     rebuild: bool = False
 
 
@@ -53,6 +62,33 @@ def nothing_new_since(published_dir: Path, fingerprint: str) -> int | None:
     return manifest["version"] if manifest.get("inputs_fingerprint") == fingerprint else None
 
 
+@dg.asset(
+    key=BUILD_INPUTS,
+    deps=RAW_SOURCES,
+    group_name="transformation",
+    kinds={"duckdb"},
+    pool=WRITER_POOL,
+    output_required=False,
+    description=(
+        "Whether the marts need building: the fingerprint of their inputs (submissions with gate decisions, raw "
+        "row counts, dbt project files, contract and code version) against the published version's. Equal: "
+        "nothing is materialized, and Dagster skips the dbt build and tests, publication, feedback and the "
+        "regulator pack, which would come out the same. Config rebuild: true builds anyway."
+    ),
+)
+def build_inputs(context: dg.AssetExecutionContext, config: BuildInputsConfig, warehouse: WarehouseResource):
+    with warehouse.reader() as con:
+        fingerprint = inputs_fingerprint(con, dbt_source_fingerprint())
+    version = nothing_new_since(paths().published, fingerprint)
+    if version is not None and not config.rebuild:
+        context.log.info(
+            f"nothing new since published version {version} (same submissions, gate decisions and dbt project): "
+            "dbt build, publication, feedback and regulator pack skipped"
+        )
+        return
+    yield dg.MaterializeResult(metadata={"inputs_fingerprint": fingerprint})
+
+
 def build_dbt_assets() -> dg.AssetsDefinition:
     project = dbt_project()
 
@@ -60,18 +96,8 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     def cyberclaims_dbt(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
-        with warehouse.reader() as con:
-            fingerprint = inputs_fingerprint(con, dbt_source_fingerprint(project.project_dir))
-        version = nothing_new_since(paths().published, fingerprint)
-        if version is not None and not (config.rebuild or config.full_refresh):
-            # No output: the marts' checks, publication, feedback and regulator pack are skipped.
-            context.log.info(
-                f"nothing new since published version {version} (same submissions, gate decisions and dbt "
-                "project): dbt build, publication, feedback and regulator pack skipped"
-            )
-            return
         with warehouse.writer() as con:
-            record_build_inputs(con, fingerprint)
+            record_build_inputs(con, inputs_fingerprint(con, dbt_source_fingerprint(project.project_dir)))
         # profiles.yml reads the warehouse path from this variable; the dbt subprocess inherits it.
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
         yield from dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context).stream()
