@@ -149,6 +149,14 @@ def reader_latency(published: Path, repeats: int = 5) -> list[dict]:
     return results
 
 
+def gate_statuses(warehouse: Path) -> dict[str, int]:
+    """Submissions by gate status: held ones are not in the marts, so they shape every later figure."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(con.execute("SELECT status, count(*) FROM raw.submission_gate GROUP BY ALL ORDER BY ALL").fetchall())
+
+
 def delivered_rows(truth: Path) -> dict[str, int]:
     import polars as pl
 
@@ -253,6 +261,8 @@ def main() -> None:
         raise SystemExit(f"the floor's fct_claim_valuations differs from the pipeline's: {floor}")
     print(f"  floor: {floor['seconds']:.1f}s, peak RSS {floor['peak_rss_mb']:.0f} MB, {floor['rows']:,} rows equal "
           f"to the pipeline's; the full build takes {full['seconds'] / floor['seconds']:.1f}× the floor", flush=True)
+    full["gate"] = gate_statuses(run_dir / "warehouse" / "cyberclaims.duckdb")
+    print(f"  submissions by gate status after the full build: {full['gate']}", flush=True)
     latency_full = reader_latency(run_dir / "published" / "sector_claims.duckdb")
     progress = {"target_rows": args.target_rows, "full_build": full, "floor": floor,
                 "reader_latency_after_full_build": latency_full}

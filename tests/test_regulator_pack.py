@@ -69,6 +69,33 @@ def test_a_quarter_without_complete_data_is_refused_with_a_reason(sample, tmp_pa
         build_pack(sample.warehouse_path, tmp_path, quarter)
 
 
+def test_the_cycle_builds_no_pack_before_the_first_complete_quarter_but_an_asked_quarter_fails(sample, tmp_path):
+    """A market in its first months: the latest complete quarter precedes every policy."""
+    import shutil
+
+    import dagster as dg
+
+    from orchestration.defs.regulator.assets import regulator_pack
+    from tests.conftest import make_resources
+
+    warehouse = tmp_path / "warehouse" / "young.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(sample.warehouse_path, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.fct_policies set inception_date = DATE '2025-01-01'")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CYBERCLAIMS_DATA_DIR", str(tmp_path))
+        resources = make_resources(tmp_path, warehouse)
+        cycle = dg.materialize([regulator_pack], resources=resources)
+        asked = dg.materialize([regulator_pack], resources=resources, raise_on_error=False, run_config={
+            "ops": {"regulator__pilot_statistics": {"config": {"quarter": QUARTER}}}})
+    assert cycle.success and not cycle.get_asset_materialization_events()
+    assert not (tmp_path / "regulator").exists()
+    assert not asked.success
+    failure = asked.get_step_failure_events()[0].event_specific_data.error
+    assert f"there are no data for {QUARTER}" in str(failure.cause or failure.message)
+
+
 def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_path):
     """The cover names the publication version: the figures must be that version's."""
     published = tmp_path / "published"

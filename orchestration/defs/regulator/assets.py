@@ -7,7 +7,8 @@ import dagster as dg
 from cyberclaims.settings import paths
 from orchestration.defs.publication.assets import sector_claims_db
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from regulator.pack import build_pack, load_config, write_pack
+from regulator.pack import build_pack, check_quarter, load_config, write_pack
+from regulator.statistics import PackError
 
 REGULATOR_JOB = "regulator_pack"
 
@@ -24,20 +25,27 @@ class RegulatorPackConfig(dg.Config):
     kinds={"excel", "html", "json"},
     # Reads the warehouse: it must not overlap a writer.
     pool=WRITER_POOL,
+    output_required=False,
     description=(
         "data/regulator/<quarter>/: pilot statistics for the regulator for a quarter and the year to date "
         "(workbook with cover and notes, CSV, JSON, HTML/PDF report with charts), with disclosure control. "
-        "The bureau's audit of every cell (contributors, reasons) goes to data/internal/regulator/<quarter>/."
+        "The bureau's audit of every cell (contributors, reasons) goes to data/internal/regulator/<quarter>/. "
+        "Without a quarter asked for, nothing is built while the data cover no complete quarter yet."
     ),
 )
-def regulator_pack(
-    context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource):
+    if config.quarter is None:
+        try:
+            check_quarter(warehouse.path, None)
+        except PackError as exc:
+            # A market's first months: the cycle goes on; a quarter asked for explicitly still fails.
+            context.log.warning(f"no regulator pack yet: {exc}")
+            return
     rules = load_config(Path(config.rules_file)) if config.rules_file else None
     pack, audit = build_pack(warehouse.path, paths().published, config.quarter, rules)
     written = write_pack(pack, audit, paths().regulator, paths().regulator_audit)
     context.log.info(f"regulator pack {pack.quarter}: {written['workbook']}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "quarter": pack.quarter,
             "data_cutoff": str(pack.cutoff_date),
