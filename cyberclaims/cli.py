@@ -13,7 +13,6 @@ import click
 from cyberclaims import settings
 
 BUILD_DECISION_OP = "transformation__build_inputs"  # decides whether the marts need building
-DBT_STEP = "cyberclaims_dbt"
 
 
 @click.group()
@@ -85,11 +84,6 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
 
     from orchestration.definitions import defs
 
-    # When the build is skipped, Dagster warns once per blocking dbt test that it "emitted no result";
-    # nothing downstream runs ungated (publication is skipped with it), so those lines are dropped.
-    logging.getLogger("dagster._core.execution.plan.active").addFilter(
-        lambda record: f"in step '{DBT_STEP}'" not in record.getMessage()
-    )
     job = defs.resolve_job_def(job_name)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     decides = BUILD_DECISION_OP in job.graph.node_dict
