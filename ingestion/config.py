@@ -53,6 +53,11 @@ class DriftThresholds(_Strict):
     """Drift of a submission against the same insurer's previous admitted submission of the record type."""
 
     min_previous_rows: int = Field(20, ge=1, description="assess drift only when both submissions have this many rows")
+    # A book's first deliveries ramp up (claims accumulate month by month as policies are written and
+    # incidents are reported), so they establish the level instead of being judged against it.
+    min_admitted_history: int = Field(
+        3, ge=1, description="assess drift only once this many earlier submissions of the record type were admitted"
+    )
     row_count_factor: float = Field(3.0, gt=1, description="row count within [previous / f, previous × f]")
     # Incident counts spike with systemic events (the accumulation the database exists to show),
     # so by default only policies and claim valuations are held for row-count drift.

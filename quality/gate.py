@@ -320,11 +320,17 @@ def _profiles(
     last_admitted: dict[str, str],
     skip: set[str],
     manifests: dict[str, tuple[str | None, str | None]],
+    admitted_count: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], dict]]:
-    """One row per pending submission and record type; drift against the last admitted one, skipping `skip`."""
+    """One row per pending submission and record type; drift against the last admitted one, skipping `skip`.
+
+    `admitted_count` holds, per record type, how many of the insurer's submissions were admitted
+    before the pending ones: drift is assessed only from `drift.min_admitted_history` of them on.
+    """
     q = cfg.quality
     drift = q.drift
     previous = dict(last_admitted)  # record type → submission id
+    history = dict(admitted_count or {})  # record type → admitted submissions so far
     rows, info = [], {}
     for sid in order:
         manifest_file, manifest_error = manifests.get(sid, (None, None))
@@ -333,7 +339,10 @@ def _profiles(
             if f is None:
                 continue
             p = facts.get((previous[rt], rt)) if rt in previous else None
-            comparable = p is not None and p.accepted >= drift.min_previous_rows and f.accepted >= drift.min_previous_rows
+            comparable = (
+                p is not None and history.get(rt, 0) >= drift.min_admitted_history
+                and p.accepted >= drift.min_previous_rows and f.accepted >= drift.min_previous_rows
+            )
             paid = (f.totals.get("paid_indemnity", 0) + f.totals.get("paid_expense", 0)) if rt == "claim_valuation" else None
             prev_paid = (p.totals.get("paid_indemnity", 0) + p.totals.get("paid_expense", 0)) if p and rt == "claim_valuation" else None
             row_diff = total_diff = None
@@ -379,6 +388,7 @@ def _profiles(
             for rt in cfg.record_types:
                 if (sid, rt) in facts:
                     previous[rt] = sid
+                    history[rt] = history.get(rt, 0) + 1
     frame = pd.DataFrame(rows, columns=[*PROFILE_INDEX, *(k for k in (rows[0] if rows else {}) if k not in PROFILE_INDEX)])
     return frame, info
 
@@ -408,17 +418,17 @@ def evaluate_insurer(
     order = [sid for sid, _, _ in pending]
     first_ingested = pending[0][2]
 
-    # The insurer's last admitted submission of each record type before the pending ones.
-    last_admitted = {
-        rt: sid for rt, sid in con.execute(
-            """SELECT sc.record_type, arg_max(s.submission_id, (s.ingested_at, s.submission_id))
-               FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
-               JOIN raw.submission_counts sc USING (submission_id)
-               WHERE g.insurer_id = ? AND g.status IN ('passed', 'released') AND s.ingested_at <= ?
-               GROUP BY ALL""",
-            [cfg.insurer_id, first_ingested],
-        ).fetchall()
-    }
+    # The insurer's last admitted submission of each record type before the pending ones, and how many.
+    admitted = con.execute(
+        """SELECT sc.record_type, arg_max(s.submission_id, (s.ingested_at, s.submission_id)), count(*)
+           FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
+           JOIN raw.submission_counts sc USING (submission_id)
+           WHERE g.insurer_id = ? AND g.status IN ('passed', 'released') AND s.ingested_at <= ?
+           GROUP BY ALL""",
+        [cfg.insurer_id, first_ingested],
+    ).fetchall()
+    last_admitted = {rt: sid for rt, sid, _ in admitted}
+    admitted_count = {rt: n for rt, _, n in admitted}
     manifests = {
         sid: (mf, me) for sid, mf, me in con.execute(
             "SELECT submission_id, manifest_file, manifest_error FROM raw.submission_gate WHERE submission_id IN (SELECT unnest(?))",
@@ -433,7 +443,7 @@ def evaluate_insurer(
     failing = set(record_findings)
     parameters = _parameters(cfg)
     for _ in range(len(order) + 1):
-        frame, info = _profiles(cfg, order, facts, last_admitted, failing, manifests)
+        frame, info = _profiles(cfg, order, facts, last_admitted, failing, manifests, admitted_count)
         profile_failures = runner.run("submission", frame, parameters, PROFILE_INDEX)
         now_failing = set(record_findings) | {row["submission_id"] for f in profile_failures for row in f["unexpected"]}
         if now_failing == failing:

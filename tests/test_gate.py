@@ -285,3 +285,68 @@ def test_a_gate_that_cannot_decide_blocks_everything_downstream(sample, tmp_path
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["raw", "claim_valuations"]) not in materialized
     assert dg.AssetKey(["raw", "dongfang_pc_submissions"]) in materialized
+
+
+def _ramp_facts(rows: list[int], paid: list[str]):
+    from quality.gate import _Facts
+
+    order = [f"s{i:02d}" for i in range(len(rows))]
+    facts = {
+        (sid, "claim_valuation"): _Facts(
+            sid, f"tianfu_digital/tf_claim_{i:02d}.parquet", "claim_valuation", n, n, 0,
+            {"paid_indemnity": Decimal(p), "paid_expense": Decimal("0")}, [], open_share=0.5, known_policy_share=1.0)
+        for i, (sid, n, p) in enumerate(zip(order, rows, paid, strict=True))
+    }
+    return order, facts
+
+
+def _held_for_drift(cfg, order, facts, admitted_count, last_admitted=None, record_held=()):
+    """Run the real `submission` suite over the profiles, settling held submissions as the gate does
+    (`record_held`: submissions held by the record suites)."""
+    from quality.gate import PROFILE_INDEX, SuiteRunner, _parameters, _profiles
+
+    runner, failing = SuiteRunner(), set(record_held)
+    for _ in range(len(order) + 1):
+        frame, info = _profiles(cfg, order, facts, last_admitted or {}, failing, {}, admitted_count)
+        failures = runner.run("submission", frame, _parameters(cfg), PROFILE_INDEX)
+        held = {sid: {"RECORD"} for sid in record_held}
+        for f in failures:
+            for row in f["unexpected"]:
+                held.setdefault(row["submission_id"], set()).add(f["reason"])
+        if set(held) == failing:
+            return held, info
+        failing = set(held)
+    raise AssertionError("did not settle")
+
+
+def test_a_young_book_establishes_its_level_before_drift_is_judged():
+    """A book's first claim files grow several-fold month on month (claims accumulate as policies are
+    written): the first `min_admitted_history` admitted files are not judged for drift, the ones after
+    are, against the last admitted file. An established book is judged from its first new file, and a
+    held outlier neither becomes the baseline nor counts towards the history."""
+    cfg = load_all_configs()["tianfu_digital"]
+    assert cfg.quality.drift.min_admitted_history == 3
+    rows = [73, 370, 1163, 2358, 3847, 20_000, 4100]
+    paid = ["23.6", "211.2", "924.2", "2293.4", "5364.8", "6000.0", "5600.0"]
+    order, facts = _ramp_facts(rows, paid)
+
+    held, info = _held_for_drift(cfg, order, facts, {})
+    assert held == {"s05": {"DRIFT_ROW_COUNT"}}, "only the 20,000-row outlier, not the young book's growth"
+    ratios = [info[(sid, "claim_valuation")]["measures"]["row_count_ratio"] for sid in order]
+    assert ratios[:3] == [None, None, None]
+    assert ratios[3] == pytest.approx(2358 / 1163, rel=1e-6)
+    assert ratios[6] == pytest.approx(4100 / 3847, rel=1e-6), "judged against the last admitted, not the outlier"
+
+    # The same deliveries from an insurer with three admitted files already: growth ×5 is held at once.
+    held, info = _held_for_drift(cfg, order[1:], facts, {"claim_valuation": 3}, {"claim_valuation": "s00"})
+    assert "DRIFT_ROW_COUNT" in held["s01"] and "DRIFT_PAID" in held["s01"]
+    assert info[("s01", "claim_valuation")]["previous_submission"]["source_file"].endswith("tf_claim_00.parquet")
+
+    # A held file does not count towards the history: two files admitted, the next one held by the
+    # record suites, so the one after is still not judged and the one after that is (against it).
+    order, facts = _ramp_facts([100, 1000, 5000, 10_000, 11_000], ["10", "100", "500", "1000", "1100"])
+    held, info = _held_for_drift(cfg, order[1:], facts, {"claim_valuation": 2}, {"claim_valuation": "s00"},
+                                 record_held={"s01"})
+    assert set(held) == {"s01"}
+    ratios = [info[(sid, "claim_valuation")]["measures"]["row_count_ratio"] for sid in order[1:]]
+    assert ratios == [None, None, pytest.approx(2.0), pytest.approx(1.1)]

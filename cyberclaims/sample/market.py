@@ -924,8 +924,9 @@ def _draw_claims(rng: np.random.Generator, ref: _Reference, win: _Window, ins: _
     reopen_month = np.where(reopens, close_month + rng.integers(2, 13, n), -1)
     close2_month = np.where(reopens, reopen_month + rng.integers(1, 7, n), -1)
     close2_day = np.where(reopens, _random_day_in(rng, np.maximum(close2_month, 0)), -1)
-    extra = np.where(paid, indemnity * rng.uniform(0.1, 0.5, n),
-                     np.minimum(30_000 * np.exp(rng.standard_normal(n)), pol.limit[policy]))
+    # A reopened claim pays more, but never beyond what is left of the policy limit.
+    extra = np.minimum(np.where(paid, indemnity * rng.uniform(0.1, 0.5, n), 30_000 * np.exp(rng.standard_normal(n))),
+                       np.maximum(pol.limit[policy] - indemnity, 0))
     extra_indemnity = np.where(reopens & (rng.random(n) < 0.7), np.round(extra, 2), 0.0)
     extra_expense = np.where(reopens, np.round(0.15 * extra_indemnity + 2000, 2), 0.0)
     return _Claims(
