@@ -310,6 +310,8 @@ def _review(action: str, submission_id: str, note: str, reviewer: str | None) ->
     click.echo(f"{outcome['source_file']} ({outcome['submission_id'][:16]}): {outcome['status']} by {actor}")
     if action == "release":
         click.echo("It enters the marts and the published database with the next `cyberclaims run`.")
+        for source_file in outcome["reopened"]:
+            click.echo(f"  {source_file}: held for drift against an older baseline; judged again by the next run")
 
 
 def _review_command(action: str, summary: str, why: str) -> None:

@@ -555,12 +555,37 @@ def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: 
             [new_status, new_status, at, actor, at, note.strip(), sid],
         )
         con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, new_status, actor, note.strip()])
+        reopened = _reopen_drift_holds(con, sid, insurer_id, at) if new_status == "released" else []
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return {"submission_id": sid, "insurer_id": insurer_id, "source_file": source_file, "status": new_status,
-            "decided_by": actor, "decided_at": at.isoformat(timespec="seconds")}
+            "decided_by": actor, "decided_at": at.isoformat(timespec="seconds"), "reopened": reopened}
+
+
+def _reopen_drift_holds(con: duckdb.DuckDBPyConnection, released: str, insurer_id: str, at: datetime) -> list[str]:
+    """A released submission becomes the drift baseline of the insurer's later deliveries: the later
+    ones held for drift alone were judged against an older baseline, so they return to `pending` and
+    the next cycle's gate judges them again (in delivery order, against the released one)."""
+    rows = con.execute(
+        """SELECT g.submission_id, s.source_file FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
+           CROSS JOIN (SELECT ingested_at, submission_id FROM raw.submissions WHERE submission_id = ?) r
+           WHERE g.insurer_id = ? AND g.status = 'held' AND len(g.reasons) > 0
+             AND list_bool_and(list_transform(g.reasons, lambda x: starts_with(x, 'DRIFT_')))
+             AND (s.ingested_at > r.ingested_at OR (s.ingested_at = r.ingested_at AND s.submission_id > r.submission_id))
+           ORDER BY s.ingested_at, s.submission_id""",
+        [released, insurer_id],
+    ).fetchall()
+    note = f"re-evaluated: {released[:12]} was released and is the new drift baseline"
+    for sid, _ in rows:
+        con.execute(
+            """UPDATE raw.submission_gate SET status = 'pending', reasons = [], results = NULL, evaluated_at = NULL,
+               admitted_at = NULL, decided_by = NULL, decided_at = NULL, decision_note = NULL WHERE submission_id = ?""",
+            [sid],
+        )
+        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, 'pending', [], 'gate', ?)", [sid, at, note])
+    return [f for _, f in rows]
 
 
 def gate_overview(con: duckdb.DuckDBPyConnection, status: str | None = None, insurer: str | None = None) -> list[dict]:

@@ -71,7 +71,7 @@ def test_the_gate_holds_exactly_the_files_the_truth_says_and_admits_the_rest(sam
     }
 
 
-def _next_month_claims(sample_landing: Path, cfg, source_name: str, target_name: str, months: int, paid_factor: int) -> Path:
+def _next_month_claims(sample_landing: Path, cfg, source_name: str, target_name: str, months: int, paid_factor: float) -> Path:
     """A later monthly claim file of the same insurer: the last month's valuations moved on by
     `months`, paid amounts multiplied by `paid_factor` (a unit or extraction error when ≠ 1)."""
     cols = cfg.record_types["claim_valuation"].columns
@@ -83,7 +83,8 @@ def _next_month_claims(sample_landing: Path, cfg, source_name: str, target_name:
         frame = pl.read_csv(src, infer_schema=False, encoding="utf8")
         frame = frame.with_columns(
             pl.col(cols["valuation_date"]).str.replace(valuation.isoformat(), new_date.isoformat()),
-            *[(pl.col(c).cast(pl.Decimal(18, 2), strict=False) * paid_factor).cast(pl.String).alias(c) for c in paid],
+            *[(pl.col(c).cast(pl.Decimal(18, 2), strict=False) * paid_factor).cast(pl.Decimal(18, 2)).cast(pl.String).alias(c)
+              for c in paid],
         )
         frame.write_csv(dst)
     else:
@@ -350,3 +351,49 @@ def test_a_young_book_establishes_its_level_before_drift_is_judged():
     assert set(held) == {"s01"}
     ratios = [info[(sid, "claim_valuation")]["measures"]["row_count_ratio"] for sid in order[1:]]
     assert ratios == [None, None, pytest.approx(2.0), pytest.approx(1.1)]
+
+
+def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tmp_path):
+    """Dongfang's paid amounts fall to a tenth from January on and stay there (say, restated net of a new
+    quota share, as the insurer explains). January and February are both held for drift against December.
+    The operator releases January: it is the new baseline, so February (held for drift alone) returns
+    to pending, logged, and the next gate run admits it — ratio 1 against January."""
+    from quality.gate import evaluate_insurer, review
+    from tests.conftest import ingestion_assets, make_resources
+
+    configs = load_all_configs()
+    dongfang = configs["dongfang_pc"]
+    data_dir = tmp_path / "data"
+    db = data_dir / "warehouse" / "wh.duckdb"
+    db.parent.mkdir(parents=True)
+    shutil.copy(sample.warehouse_path, db)
+    shutil.copytree(sample.landing, data_dir / "landing")
+    landing = data_dir / "landing"
+    jan = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202501.csv", 1, paid_factor=0.1))
+    feb = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202502.csv", 2, paid_factor=0.1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
+        assert dg.materialize(ingestion_assets(), resources=make_resources(data_dir, db), raise_on_error=False).success
+
+    with duckdb.connect(str(db)) as con:
+        gate = gate_rows(con)
+        assert gate["dongfang_pc/claims_202501.csv"][:2] == ("held", ["DRIFT_PAID"])
+        assert gate["dongfang_pc/claims_202502.csv"][:2] == ("held", ["DRIFT_PAID"])
+        outcome = review(con, feb[:12], "reject", "data office", "wait for the insurer")
+        assert outcome["reopened"] == [], "a rejection changes no baseline"
+        con.execute("UPDATE raw.submission_gate SET status = 'held' WHERE submission_id = ?", [feb])  # undo for the test
+
+        outcome = review(con, jan[:12], "release", "data office", "net-of-quota-share restatement confirmed")
+        assert outcome["reopened"] == ["dongfang_pc/claims_202502.csv"]
+        status, log = con.execute(
+            "SELECT g.status, (SELECT list(actor || ':' || status || ':' || coalesce(note, '') ORDER BY logged_at) "
+            "FROM raw.submission_gate_log l WHERE l.submission_id = g.submission_id) "
+            "FROM raw.submission_gate g WHERE submission_id = ?", [feb]
+        ).fetchall()[0]
+        assert status == "pending" and log[-1].startswith("gate:pending:re-evaluated") and jan[:12] in log[-1]
+
+        decisions = evaluate_insurer(con, dongfang)
+        assert [(d.source_file, d.status) for d in decisions] == [("dongfang_pc/claims_202502.csv", "passed")]
+        drift = next(p for p in decisions[0].results["profile"] if p["record_type"] == "claim_valuation")
+        assert drift["previous_submission"]["source_file"] == "dongfang_pc/claims_202501.csv"
+        assert drift["measures"]["paid_ratio"] == pytest.approx(1, rel=0.01)

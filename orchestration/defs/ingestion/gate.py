@@ -81,6 +81,8 @@ def review_held_submission(context: dg.OpExecutionContext, config: ReviewConfig,
     except ReviewError as exc:
         raise dg.Failure(description=str(exc)) from None
     context.log.info(f"{outcome['source_file']}: {outcome['status']} by {config.reviewer}: {config.note}")
+    for source_file in outcome["reopened"]:
+        context.log.info(f"{source_file}: held for drift against an older baseline; judged again by the next cycle")
     return outcome
 
 
