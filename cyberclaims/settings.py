@@ -78,3 +78,19 @@ def ensure_dagster_home() -> Path:
         config.write_text(DAGSTER_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+# DuckDB's own default is 80 % of the machine's memory; the pipeline's writers (ingestion, dbt,
+# publication, the regulator pack) cap it so one cycle fits in a few GB and spills to disk
+# beyond that (into `<database>.tmp`, or DuckDB's default temporary directory).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
+
+
+def duckdb_memory_limit() -> str:
+    """The memory limit of the pipeline's DuckDB work (CYBERCLAIMS_DUCKDB_MEMORY_LIMIT, e.g. 2GB)."""
+    return os.environ.get("CYBERCLAIMS_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
+
+
+def limit_memory(con) -> None:
+    con.execute("SET memory_limit = ?", [duckdb_memory_limit()])
+

@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from cyberclaims.settings import limit_memory
 from ingestion import contract as c
 
 _SQL_TYPE = {
@@ -108,6 +109,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    limit_memory(con)
     if not read_only:
         for statement in ddl():
             con.execute(statement)

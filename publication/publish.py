@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from cyberclaims.settings import limit_memory
 from ingestion.pseudonymize import USCC_CHARSET
 
 PUBLISHED_NAME = "sector_claims.duckdb"
@@ -304,6 +305,7 @@ def publish(
     building = building_dir / f"v{version:06d}.duckdb"
 
     with duckdb.connect(str(building)) as con:
+        limit_memory(con)
         con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
         insurer_ids = [r[0] for r in con.execute("SELECT DISTINCT insurer_id FROM wh.raw.submissions").fetchall()]
         for t in tables:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from cyberclaims.settings import limit_memory
 from regulator.disclosure import Contribution
 from regulator.model import TOTAL_CODE
 
@@ -99,6 +100,7 @@ Key = tuple[str, str]  # (row, column); column TOTAL_CODE for one-way tables
 @contextmanager
 def attach(warehouse_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
+    limit_memory(con)
     try:
         con.execute(f"attach '{warehouse_path}' as wh (read_only)")
         yield con

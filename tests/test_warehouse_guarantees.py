@@ -251,3 +251,28 @@ def test_a_killed_process_mid_submission_leaves_no_partial_rows(tmp_path, sample
     assert sum(counts.values()) == 0, counts
     outcome = ingest_file(con, target, landing, cfg, sample.pseudonymizer())
     assert outcome.status == "loaded" and outcome.rows_loaded > 0
+
+
+def test_the_pipeline_caps_duckdb_memory_and_the_cap_is_configurable(tmp_path, monkeypatch):
+    """DuckDB would take 80 % of the machine; the pipeline's connections are capped (2 GB by default,
+    CYBERCLAIMS_DUCKDB_MEMORY_LIMIT to change it), and dbt's profile reads the same variable."""
+    import duckdb
+
+    from cyberclaims.settings import PROJECT_ROOT
+
+    def limit_bytes(setting: str) -> int:
+        with duckdb.connect() as con:
+            con.execute(f"SET memory_limit = '{setting}'")
+            return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    with duckdb.connect() as con:
+        machine_default = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    monkeypatch.delenv("CYBERCLAIMS_DUCKDB_MEMORY_LIMIT", raising=False)
+    with warehouse.connect(tmp_path / "a.duckdb") as con:
+        capped = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert capped == limit_bytes("2GB") != machine_default
+    monkeypatch.setenv("CYBERCLAIMS_DUCKDB_MEMORY_LIMIT", "1GB")
+    with warehouse.connect(tmp_path / "b.duckdb") as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == limit_bytes("1GB")
+    profile = (PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text(encoding="utf-8")
+    assert "memory_limit: \"{{ env_var('CYBERCLAIMS_DUCKDB_MEMORY_LIMIT', '2GB') }}\"" in profile
