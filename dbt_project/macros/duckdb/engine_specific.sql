@@ -20,3 +20,9 @@
 {% macro quantile_of(expr, q) -%}
     quantile_cont({{ expr }}, {{ q }})
 {%- endmacro %}
+
+{#- Several continuous quantiles of the same values as one list (element i = qs[i - 1]): one
+    aggregate state holds the values once, where one quantile_of per q would hold them per q. -#}
+{% macro quantiles_of(expr, qs) -%}
+    quantile_cont({{ expr }}, [{{ qs | join(', ') }}])
+{%- endmacro %}

@@ -2,7 +2,8 @@
 -- occurrence; exposure = earned policy-years in that calendar year (agg_exposure_monthly);
 -- frequency = claims / exposure. Severity of incurred (CNY, latest valuation) per claim and per
 -- loss event (a loss event's incurred = its claims in the segment, summed): mean, median, p90, p99
--- (interpolated) and max, with the counts behind every figure.
+-- (interpolated) and max, with the counts behind every figure. Loss events are counted in per_event
+-- (one row per event and segment there), not by a distinct count under the cube.
 with claims as (
     {{ segmented_claims(['claim_key', 'loss_event_id', 'accident_year', 'incurred_cny']) }}
     where claims.accident_year is not null
@@ -13,7 +14,6 @@ per_claim as (
         accident_year,
         {{ segment_columns() }}
         count(*) as claims,
-        count(distinct loss_event_id) as loss_events,
         sum(incurred_cny) as incurred_cny,
         {{ severity_stats('incurred_cny', 'severity') }}
     from claims
@@ -35,6 +35,7 @@ per_event as (
     select
         accident_year,
         {{ segment_dimensions() | join(', ') }},
+        count(*) as loss_events,
         {{ severity_stats('event_incurred_cny', 'event_severity') }}
     from events_by_segment
     group by all
@@ -54,20 +55,16 @@ select
     {% for d in segment_dimensions() %}per_claim.{{ d }},
     {% endfor -%}
     cast(per_claim.claims as integer) as claims,
-    cast(per_claim.loss_events as integer) as loss_events,
+    cast(coalesce(per_event.loss_events, 0) as integer) as loss_events,
     exposure.exposure_years,
     per_claim.claims / nullif(exposure.exposure_years, 0) as claim_frequency,
-    per_claim.loss_events / nullif(exposure.exposure_years, 0) as loss_event_frequency,
+    coalesce(per_event.loss_events, 0) / nullif(exposure.exposure_years, 0) as loss_event_frequency,
     cast(per_claim.incurred_cny as decimal(20, 2)) as incurred_cny,
     per_claim.severity_mean,
-    per_claim.severity_median,
-    per_claim.severity_p90,
-    per_claim.severity_p99,
+    {{ severity_quantiles('per_claim', 'severity') }}
     cast(per_claim.severity_max as decimal(20, 2)) as severity_max,
     per_event.event_severity_mean,
-    per_event.event_severity_median,
-    per_event.event_severity_p90,
-    per_event.event_severity_p99,
+    {{ severity_quantiles('per_event', 'event_severity') }}
     cast(per_event.event_severity_max as decimal(20, 2)) as event_severity_max
 from per_claim
 left join exposure using (accident_year, {{ segment_dimensions() | join(', ') }})
