@@ -170,6 +170,19 @@ def record_build_inputs(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Non
     con.execute("INSERT INTO raw.mart_builds VALUES (?, ?)", [datetime.now(UTC).replace(tzinfo=None), fingerprint])
 
 
+def incremental_project(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The dbt project fingerprint of the last completed build of the marts (None: never recorded)."""
+    row = con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project ORDER BY built_at DESC LIMIT 1").fetchall()
+    return row[0][0] if row else None
+
+
+def record_incremental_project(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM raw.mart_project")
+    con.execute("INSERT INTO raw.mart_project VALUES (?, ?)", [fingerprint, datetime.now(UTC).replace(tzinfo=None)])
+    con.execute("COMMIT")
+
+
 def built_from(con: duckdb.DuckDBPyConnection) -> str | None:
     """The inputs fingerprint of the latest dbt build of the marts in this warehouse."""
     exists = con.execute(

@@ -189,3 +189,20 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
                     (SELECT {select} FROM refreshed.marts.{mart} EXCEPT ALL SELECT {select} FROM marts.{mart}))
             """).fetchall()[0][0]
             assert diff == 0, f"{mart}: incremental and full refresh differ in {diff} rows"
+
+    # The incremental models keep rows of earlier builds, so a changed dbt project (a model, a macro,
+    # a seed such as an FX rate) must rebuild them whole: the next build is a full refresh, once.
+    from orchestration.defs.transformation.project import dbt_source_fingerprint
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project").fetchall() == [
+            (dbt_source_fingerprint(),)]
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE raw.mart_project SET dbt_project_fingerprint = 'built with an older project'")
+    assert dg.materialize(all_assets(), resources=resources).success
+    with duckdb.connect(str(db), read_only=True) as con:
+        invocations = con.execute("SELECT DISTINCT loaded_by_invocation FROM marts.fct_claim_valuations").fetchall()
+        assert len(invocations) == 1 and invocations[0][0] != last_invocation, "every row rebuilt by one invocation"
+        assert con.execute("SELECT count(*) FROM marts.fct_claim_valuations").fetchall()[0][0] == total
+        assert con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project").fetchall() == [
+            (dbt_source_fingerprint(),)]

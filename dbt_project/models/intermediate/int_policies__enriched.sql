@@ -1,7 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['insurer_id', 'policy_key'],
+        incremental_strategy='delete+insert',
+    )
+}}
 -- The latest version of each policy term, with its sector (insurer label, else GB/T 4754 division),
 -- size bands and SME flag, pilot flag, risk-score band, and amounts in CNY at the inception month's rate.
+-- Incremental: the terms int_policies__versions re-ranked since the last run (changed_at above this
+-- table's) replace their stored rows; a term's current version only changes when it is re-ranked.
 with latest as (
-    select * from {{ ref('int_policies__versions') }} where is_latest
+    select * from {{ ref('int_policies__versions') }}
+    where is_latest
+    {%- if is_incremental() %}
+        and changed_at > (select coalesce(max(changed_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {%- endif %}
 ),
 
 divisions as (

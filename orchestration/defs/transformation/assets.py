@@ -13,7 +13,13 @@ from cyberclaims.settings import paths
 from orchestration.defs.ingestion.assets import RAW_TABLES
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
 from orchestration.defs.transformation.project import dbt_build_args, dbt_project, dbt_source_fingerprint
-from publication.publish import inputs_fingerprint, published_manifest, record_build_inputs
+from publication.publish import (
+    incremental_project,
+    inputs_fingerprint,
+    published_manifest,
+    record_build_inputs,
+    record_incremental_project,
+)
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
 _LAYERS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
@@ -106,10 +112,20 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     ):
         # Recorded here, not taken from build_inputs: the inputs as this build starts (a review may have
         # run in between), and also when the dbt assets are materialized on their own.
+        project_fingerprint = dbt_source_fingerprint(project.project_dir)
         with warehouse.writer() as con:
-            record_build_inputs(con, inputs_fingerprint(con, dbt_source_fingerprint(project.project_dir)))
+            record_build_inputs(con, inputs_fingerprint(con, project_fingerprint))
+            built_with = incremental_project(con)
+        # The incremental models keep rows built by earlier runs: when the project changed since the
+        # last completed build (a model, a macro, a seed such as an FX rate), they are rebuilt whole.
+        full_refresh = config.full_refresh or built_with != project_fingerprint
+        if full_refresh and not config.full_refresh:
+            why = "the dbt project changed since the last completed build" if built_with else "no completed build recorded"
+            context.log.info(f"{why}: the incremental models are rebuilt whole (full refresh)")
         # profiles.yml reads the warehouse path from this variable; the dbt subprocess inherits it.
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
-        yield from dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context).stream()
+        yield from dbt.cli(dbt_build_args(full_refresh=full_refresh), context=context).stream()
+        with warehouse.writer() as con:
+            record_incremental_project(con, project_fingerprint)
 
     return cyberclaims_dbt
