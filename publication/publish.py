@@ -263,6 +263,7 @@ def _export_parquet(database: Path, target: Path, tables: list[str]) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     with duckdb.connect(str(database), read_only=True) as con:
+        limit_memory(con)
         for name in tables:
             con.execute(f"COPY \"{name}\" TO '{partial / (name + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)")
     shutil.rmtree(target, ignore_errors=True)
