@@ -108,11 +108,12 @@ def step_windows(dagster_home: Path, run_id: str) -> list[tuple[str, float, floa
     return windows
 
 
-def run_cycle(data_dir: Path, label: str) -> dict:
+def run_cycle(data_dir: Path, label: str, *cli_args: str) -> dict:
+    """One `cyberclaims run` (with `cli_args`, e.g. --rebuild) in its own process, timed per stage."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CYBERCLAIMS_", "DAGSTER_HOME"))}
     env.update(CYBERCLAIMS_DATA_DIR=str(data_dir), CYBERCLAIMS_HMAC_KEY=SECRET)
     started = time.time()
-    process = subprocess.Popen([sys.executable, "-m", "cyberclaims.cli", "run", "--log-level", "WARNING"],
+    process = subprocess.Popen([sys.executable, "-m", "cyberclaims.cli", "run", "--log-level", "WARNING", *cli_args],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = TreeMemory(process.pid)
     stdout, stderr = process.communicate()
