@@ -97,10 +97,11 @@ def ddl() -> list[str]:
 )""",
         # Each dbt build of the marts, with the fingerprint of the inputs it started from
         # (publication.publish.inputs_fingerprint).
+        # With the dbt project it ran and when it completed: a changed model, macro or seed (an FX
+        # rate, a taxonomy) since the last completed build makes the next build a full refresh.
         "CREATE TABLE IF NOT EXISTS raw.mart_builds (started_at TIMESTAMP, inputs_fingerprint VARCHAR)",
-        # The dbt project the incremental models were last built with, by a build that completed: a
-        # changed model, macro or seed (an FX rate, a taxonomy) makes the next build a full refresh.
-        "CREATE TABLE IF NOT EXISTS raw.mart_project (dbt_project_fingerprint VARCHAR, built_at TIMESTAMP)",
+        "ALTER TABLE raw.mart_builds ADD COLUMN IF NOT EXISTS dbt_project_fingerprint VARCHAR",
+        "ALTER TABLE raw.mart_builds ADD COLUMN IF NOT EXISTS completed_at TIMESTAMP",
         """CREATE TABLE IF NOT EXISTS raw.submission_gate_log (
   submission_id VARCHAR, logged_at TIMESTAMP, status VARCHAR, reasons VARCHAR[], actor VARCHAR, note VARCHAR
 )""",

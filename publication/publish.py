@@ -165,22 +165,25 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
     return digest.hexdigest()
 
 
-def record_build_inputs(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
-    """Note, before dbt builds the marts, which inputs they are built from (read back by publication)."""
-    con.execute("INSERT INTO raw.mart_builds VALUES (?, ?)", [datetime.now(UTC).replace(tzinfo=None), fingerprint])
+def record_build_inputs(con: duckdb.DuckDBPyConnection, fingerprint: str, dbt_project: str) -> datetime:
+    """Note, before dbt builds the marts, which inputs and dbt project they are built from (read back by
+    publication and by the next build). Returns the build's start, its key for record_build_completed."""
+    started = datetime.now(UTC).replace(tzinfo=None)
+    con.execute("INSERT INTO raw.mart_builds (started_at, inputs_fingerprint, dbt_project_fingerprint) VALUES (?, ?, ?)",
+                [started, fingerprint, dbt_project])
+    return started
+
+
+def record_build_completed(con: duckdb.DuckDBPyConnection, started: datetime) -> None:
+    con.execute("UPDATE raw.mart_builds SET completed_at = ? WHERE started_at = ?",
+                [datetime.now(UTC).replace(tzinfo=None), started])
 
 
 def incremental_project(con: duckdb.DuckDBPyConnection) -> str | None:
     """The dbt project fingerprint of the last completed build of the marts (None: never recorded)."""
-    row = con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project ORDER BY built_at DESC LIMIT 1").fetchall()
+    row = con.execute("SELECT dbt_project_fingerprint FROM raw.mart_builds WHERE completed_at IS NOT NULL "
+                      "ORDER BY completed_at DESC LIMIT 1").fetchall()
     return row[0][0] if row else None
-
-
-def record_incremental_project(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM raw.mart_project")
-    con.execute("INSERT INTO raw.mart_project VALUES (?, ?)", [fingerprint, datetime.now(UTC).replace(tzinfo=None)])
-    con.execute("COMMIT")
 
 
 def built_from(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -320,7 +320,7 @@ def _profiles(
     last_admitted: dict[str, str],
     skip: set[str],
     manifests: dict[str, tuple[str | None, str | None]],
-    admitted_count: dict[str, int] | None = None,
+    admitted_count: dict[str, int],
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], dict]]:
     """One row per pending submission and record type; drift against the last admitted one, skipping `skip`.
 
@@ -330,7 +330,7 @@ def _profiles(
     q = cfg.quality
     drift = q.drift
     previous = dict(last_admitted)  # record type → submission id
-    history = dict(admitted_count or {})  # record type → admitted submissions so far
+    history = dict(admitted_count)  # record type → admitted submissions so far
     rows, info = [], {}
     for sid in order:
         manifest_file, manifest_error = manifests.get(sid, (None, None))

@@ -194,15 +194,14 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
     # a seed such as an FX rate) must rebuild them whole: the next build is a full refresh, once.
     from orchestration.defs.transformation.project import dbt_source_fingerprint
 
-    with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project").fetchall() == [
-            (dbt_source_fingerprint(),)]
+    from publication.publish import incremental_project
+
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE raw.mart_project SET dbt_project_fingerprint = 'built with an older project'")
+        assert incremental_project(con) == dbt_source_fingerprint()
+        con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'built with an older project'")
     assert dg.materialize(all_assets(), resources=resources).success
     with duckdb.connect(str(db), read_only=True) as con:
         invocations = con.execute("SELECT DISTINCT loaded_by_invocation FROM marts.fct_claim_valuations").fetchall()
         assert len(invocations) == 1 and invocations[0][0] != last_invocation, "every row rebuilt by one invocation"
         assert con.execute("SELECT count(*) FROM marts.fct_claim_valuations").fetchall()[0][0] == total
-        assert con.execute("SELECT dbt_project_fingerprint FROM raw.mart_project").fetchall() == [
-            (dbt_source_fingerprint(),)]
+        assert incremental_project(con) == dbt_source_fingerprint()

@@ -28,6 +28,33 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The CTEs `changed`, `versions` and `ranked` of an incremental "latest version wins" model over a
+    staging relation: the keys that submissions admitted since the last run mention, every admitted
+    version of those keys (all keys on a full build), ranked latest first (version_rank), with
+    changed_at = the latest admission touching the key (the watermark). -#}
+{% macro ranked_admitted_versions(relation, keys) -%}
+{%- set key_list = keys | join(', ') -%}
+changed as (
+    select distinct {{ key_list }} from {{ relation }}
+    {{ only_new_submissions('admitted_at', this_column='changed_at') }}
+),
+
+versions as (
+    select delivered.* from {{ relation }} as delivered
+    {% if is_incremental() -%}
+    inner join changed using ({{ key_list }})
+    {%- endif %}
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (partition by {{ key_list }} order by {{ latest_first() }}) as version_rank,
+        max(admitted_at) over (partition by {{ key_list }}) as changed_at
+    from versions
+)
+{%- endmacro %}
+
 {#- Deterministic surrogate id: hash of the parts joined by '|'. -#}
 {% macro surrogate_id(parts) -%}
     {%- set fields = [] -%}

@@ -12,27 +12,7 @@
 -- re-ranked, over all their admitted versions (so a submission released late cannot displace a
 -- newer version); they replace the stored rows. A claim absent from a later submission keeps its
 -- last state, because nothing deletes it. changed_at (latest admission touching the row) is the watermark.
-with changed as (
-    select distinct insurer_id, claim_key, valuation_date from {{ ref('stg_raw__claim_valuations') }}
-    {{ only_new_submissions('admitted_at', this_column='changed_at') }}
-),
-
-versions as (
-    select valuations.* from {{ ref('stg_raw__claim_valuations') }} as valuations
-    {% if is_incremental() -%}
-    inner join changed using (insurer_id, claim_key, valuation_date)
-    {%- endif %}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by insurer_id, claim_key, valuation_date order by {{ latest_first() }}
-        ) as version_rank,
-        max(admitted_at) over (partition by insurer_id, claim_key, valuation_date) as changed_at
-    from versions
-),
+with {{ ranked_admitted_versions(ref('stg_raw__claim_valuations'), ['insurer_id', 'claim_key', 'valuation_date']) }},
 
 fx as (
     select rate_month, currency, cny_per_unit from {{ ref('fx_rates_monthly') }}

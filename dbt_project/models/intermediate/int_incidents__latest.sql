@@ -9,25 +9,7 @@
 -- rows admitted since the last run mention are re-ranked, over all their admitted versions, so a
 -- submission released late cannot displace a newer version; changed_at is the latest admission
 -- touching the incident (the watermark).
-with changed as (
-    select distinct insurer_id, incident_key from {{ ref('stg_raw__incidents') }}
-    {{ only_new_submissions('admitted_at', this_column='changed_at') }}
-),
-
-versions as (
-    select incidents.* from {{ ref('stg_raw__incidents') }} as incidents
-    {% if is_incremental() -%}
-    inner join changed using (insurer_id, incident_key)
-    {%- endif %}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (partition by insurer_id, incident_key order by {{ latest_first() }}) as version_rank,
-        max(admitted_at) over (partition by insurer_id, incident_key) as changed_at
-    from versions
-)
+with {{ ranked_admitted_versions(ref('stg_raw__incidents'), ['insurer_id', 'incident_key']) }}
 
 select
     insurer_id,

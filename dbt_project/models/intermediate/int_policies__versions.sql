@@ -11,25 +11,7 @@
 -- over all their admitted versions (a submission released late cannot displace a newer version);
 -- all their versions replace the stored ones. changed_at (latest admission touching the term) is
 -- the watermark.
-with changed as (
-    select distinct insurer_id, policy_key from {{ ref('stg_raw__policies') }}
-    {{ only_new_submissions('admitted_at', this_column='changed_at') }}
-),
-
-versions as (
-    select policies.* from {{ ref('stg_raw__policies') }} as policies
-    {% if is_incremental() -%}
-    inner join changed using (insurer_id, policy_key)
-    {%- endif %}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (partition by insurer_id, policy_key order by {{ latest_first() }}) as version_rank,
-        max(admitted_at) over (partition by insurer_id, policy_key) as changed_at
-    from versions
-)
+with {{ ranked_admitted_versions(ref('stg_raw__policies'), ['insurer_id', 'policy_key']) }}
 
 select
     *,

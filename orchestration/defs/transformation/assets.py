@@ -17,8 +17,8 @@ from publication.publish import (
     incremental_project,
     inputs_fingerprint,
     published_manifest,
+    record_build_completed,
     record_build_inputs,
-    record_incremental_project,
 )
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
@@ -114,8 +114,8 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # run in between), and also when the dbt assets are materialized on their own.
         project_fingerprint = dbt_source_fingerprint(project.project_dir)
         with warehouse.writer() as con:
-            record_build_inputs(con, inputs_fingerprint(con, project_fingerprint))
             built_with = incremental_project(con)
+            started = record_build_inputs(con, inputs_fingerprint(con, project_fingerprint), project_fingerprint)
         # The incremental models keep rows built by earlier runs: when the project changed since the
         # last completed build (a model, a macro, a seed such as an FX rate), they are rebuilt whole.
         full_refresh = config.full_refresh or built_with != project_fingerprint
@@ -126,6 +126,6 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
         yield from dbt.cli(dbt_build_args(full_refresh=full_refresh), context=context).stream()
         with warehouse.writer() as con:
-            record_incremental_project(con, project_fingerprint)
+            record_build_completed(con, started)
 
     return cyberclaims_dbt
