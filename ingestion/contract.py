@@ -28,6 +28,14 @@ class Field:
     taxonomy: str | None = None  # seed file stem for code / code_list kinds
     key_scope: str | None = None  # identifier kinds: "insured" (sector-wide) or an insurer-scoped entity
     stored: bool = True  # False: read for validation only, never written anywhere
+    # A required field an insurer may declare `not_delivered` in its config: its rows then carry NULL
+    # and the marts treat it as unknown. Optional fields may always be declared not delivered.
+    may_be_not_delivered: bool = False
+    why: str = ""  # why the field is required, or why it may be missing (docs/onboarding.md)
+
+    @property
+    def can_be_not_delivered(self) -> bool:
+        return not self.required or self.may_be_not_delivered
 
 
 POLICY = (
@@ -36,11 +44,13 @@ POLICY = (
     Field("insured_name", "str", stored=False),
     Field("industry_code", "str"),
     Field("sector_code", "code", taxonomy="tax_sector"),
-    Field("region_code", "str", True),
+    Field("region_code", "str", True, may_be_not_delivered=True,
+          why="the province segment; without it the policy's province is unknown in the marts and the regulator's province table"),
     Field("annual_revenue", "revenue"),
     Field("employee_count", "int"),
     Field("product_type", "code", True, taxonomy="tax_product_type"),
-    Field("coverage_sections", "code_list", True, taxonomy="tax_coverage_section"),
+    Field("coverage_sections", "code_list", True, taxonomy="tax_coverage_section", may_be_not_delivered=True,
+          why="the sections granted; many bordereaux carry only the product, which implies them"),
     Field("inception_date", "date", True),
     Field("expiry_date", "date", True),
     Field("limit_amount", "money", True),
@@ -74,7 +84,8 @@ CLAIM_VALUATION = (
     Field("claim_number", "identifier", True, key_scope="claim"),
     Field("incident_number", "identifier", True, key_scope="incident"),
     Field("policy_number", "identifier", True, key_scope="policy"),
-    Field("coverage_section", "code", True, taxonomy="tax_coverage_section"),
+    Field("coverage_section", "code", True, taxonomy="tax_coverage_section", may_be_not_delivered=True,
+          why="the section a claim is paid under; a bordereau without the split gives section-level severities as unknown"),
     Field("status", "code", True, taxonomy="tax_claim_status"),
     Field("report_date", "date", True),
     Field("closed_date", "date"),
@@ -84,6 +95,9 @@ CLAIM_VALUATION = (
     Field("case_reserve", "money", True),
     Field("recoveries", "money"),
     Field("currency", "currency", True),
+    # The insurer's own incurred figure, where its layout carries one: the submission gate checks it
+    # against paid_indemnity + paid_expense + case_reserve − recoveries. The marts compute incurred.
+    Field("reported_incurred", "money"),
 )
 
 FIELDS: dict[str, tuple[Field, ...]] = {

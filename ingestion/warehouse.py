@@ -60,6 +60,8 @@ def ddl() -> list[str]:
     for rt, table in c.RAW_TABLE.items():
         cols = ",\n  ".join(f"{n} {t}" for n, t in record_columns(rt))
         statements.append(f"CREATE TABLE IF NOT EXISTS raw.{table} (\n  {cols}\n)")
+        # A field added to the contract later reaches a warehouse created before it.
+        statements += [f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, t in record_columns(rt)]
     statements += [
         """CREATE TABLE IF NOT EXISTS raw.quarantine (
   insurer_id VARCHAR, submission_id VARCHAR, record_type VARCHAR, source_file VARCHAR,
@@ -81,6 +83,13 @@ def ddl() -> list[str]:
         """CREATE TABLE IF NOT EXISTS raw.landing_file_stats (
   insurer_id VARCHAR, source_file VARCHAR, file_bytes BIGINT, mtime_ns BIGINT, submission_id VARCHAR NOT NULL,
   PRIMARY KEY (insurer_id, source_file)
+)""",
+        # How each canonical field was delivered in each submission: by the insurer's column, computed
+        # from several, a constant, or not delivered (declared in the config, or not mapped), and how
+        # many accepted rows carry a value. The warehouse's completeness view reads it.
+        """CREATE TABLE IF NOT EXISTS raw.submission_fields (
+  submission_id VARCHAR, record_type VARCHAR, field VARCHAR, delivery VARCHAR, source VARCHAR,
+  rows_accepted BIGINT, rows_with_value BIGINT, PRIMARY KEY (submission_id, record_type, field)
 )""",
         """CREATE TABLE IF NOT EXISTS raw.submission_counts (
   submission_id VARCHAR, record_type VARCHAR, rows_delivered BIGINT, rows_loaded BIGINT,

@@ -10,16 +10,20 @@ from ingestion import contract as c
 from ingestion.config import load_all_configs
 from ingestion.pseudonymize import normalize_identifier
 
-INSURERS = sorted(load_all_configs())
+CONFIGS = load_all_configs()
+INSURERS = sorted(CONFIGS)
 
 
-def expected_frame(truth: pl.DataFrame, rt: str, pseudonymizer) -> pl.DataFrame:
-    """The canonical rows the warehouse must hold for the truth's good rows."""
+def expected_frame(truth: pl.DataFrame, rt: str, pseudonymizer, delivered: frozenset[str]) -> pl.DataFrame:
+    """The canonical rows the warehouse must hold for the truth's good rows: NULL where the insurer's
+    config does not deliver the field."""
     good = truth.filter(pl.col("defect").is_null())
     exprs = [pl.col("insurer_id"), pl.col("source_file"), pl.col("source_row")]
     for f in c.stored_fields(rt):
         col = pl.col(f.name)
-        if f.kind == "identifier":
+        if f.name not in delivered:
+            exprs.append(pl.lit(None, dtype=truth.schema[f.name]).alias(c.key_column(f) if f.kind == "identifier" else f.name))
+        elif f.kind == "identifier":
             if f.key_scope == "insured":
                 key = pl.struct("insurer_id", f.name).map_elements(
                     lambda s, n=f.name: pseudonymizer.key(f"insured|{normalize_identifier(s[n])}"), return_dtype=pl.String
@@ -44,7 +48,7 @@ def expected_frame(truth: pl.DataFrame, rt: str, pseudonymizer) -> pl.DataFrame:
 @pytest.mark.parametrize("insurer", INSURERS)
 def test_every_field_of_every_good_row_equals_truth(sample, insurer, rt):
     truth = sample.truth(rt).filter(pl.col("insurer_id") == insurer)
-    expected = expected_frame(truth, rt, sample.pseudonymizer())
+    expected = expected_frame(truth, rt, sample.pseudonymizer(), CONFIGS[insurer].delivered_fields(rt))
     assert expected.height > 0, "the sample must deliver rows of every record type for every insurer"
     with sample.con() as con:
         loaded = con.sql(

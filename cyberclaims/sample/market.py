@@ -1245,6 +1245,7 @@ def _valuation_frame(rng: np.random.Generator, ref: _Reference, win: _Window, cl
             "case_reserve": _money(val.case_reserve),
             "recoveries": _money(val.recoveries),
             "currency": _codes(_CURRENCIES, currency[claim]),
+            "reported_incurred": _money(val.paid_indemnity + val.paid_expense + val.case_reserve - val.recoveries),
         }
         parts.append(_conform(columns, "claim_valuation"))
     if not parts:
