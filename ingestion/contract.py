@@ -150,6 +150,9 @@ REASON_OUT_OF_RANGE = "OUT_OF_RANGE"
 REASON_UNKNOWN_CODE = "UNKNOWN_CODE"
 REASON_DUPLICATE = "DUPLICATE_ROW"
 REASON_NO_SECTOR = "NO_SECTOR"
+REASON_AMBIGUOUS_NUMBER = "AMBIGUOUS_NUMBER"
+REASON_INCOMPLETE_PARTS = "INCOMPLETE_PARTS"
+REASON_PARTIAL_DATE = "PARTIAL_DATE"
 
 REASON_DESCRIPTIONS = {
     REASON_MISSING: "a required field is empty",
@@ -163,6 +166,11 @@ REASON_DESCRIPTIONS = {
     REASON_UNKNOWN_CODE: "a code maps to nothing in the layout's value map or the taxonomy",
     REASON_DUPLICATE: "the row repeats an earlier row of the same submission exactly",
     REASON_NO_SECTOR: "neither an industry code nor a sector label is given",
+    REASON_AMBIGUOUS_NUMBER: "an amount reads differently under the two usual number locales (e.g. 1,234 with a "
+                             "decimal comma: three decimals cannot be money), so it is not guessed",
+    REASON_INCOMPLETE_PARTS: "a field computed from several source columns (sum, concat) has some parts empty",
+    REASON_PARTIAL_DATE: "a date built from year / month / day parts lacks the month or the day, and the layout "
+                         "rejects partial dates",
 }
 
 

@@ -81,7 +81,7 @@ def _figures(doc: dict, data_name: str, cfg: InsurerConfig, record_types: list[s
             raise _Invalid(f"{rt}.row_count must be a non-negative integer, got {count!r}")
         figures[(rt, ROW_COUNT)] = Decimal(count)
         by_name = {f.name: f.name for f in c.FIELDS[rt] if f.kind == "money"}
-        by_name |= {src: name for name, src in cfg.record_types[rt].columns.items() if name in by_name}
+        by_name |= {s.paths[0]: name for name, s in cfg.sources(rt).items() if name in by_name and s.delivery == "column"}
         for key, value in (section.get("totals") or {}).items():
             if key not in by_name:
                 raise _Invalid(f"{rt}.totals.{key} is not an amount column of the layout")

@@ -1,27 +1,33 @@
-"""Map one source frame (text columns, as delivered) into the canonical contract.
+"""Map one source frame (text values, as delivered) into the canonical contract.
 
-Vectorized in polars: every canonical field is derived from its source column by the
-insurer's config (value maps, date formats, unit multiplier), every row collects a list
-of machine-readable reasons ("CODE:field"), identifiers are replaced by HMAC keys, and the
-frame splits into rows to load and rows to quarantine. No row is dropped silently:
-delivered = loaded + quarantined.
+Vectorized in polars: every canonical field is derived from its source by the insurer's config
+(`InsurerConfig.sources`: one column or path, or a sum / coalesce / concat of several, or a date
+built from year / month / day parts), parsed by its kind (the number locale and units, date
+formats and month labels, value maps, list separators), every row collects a list of
+machine-readable reasons ("CODE:field"), identifiers are replaced by HMAC keys, and the frame
+splits into rows to load and rows to quarantine. No row is dropped silently:
+delivered = loaded + quarantined. A field the insurer does not deliver is NULL on every row.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import polars as pl
 
 from ingestion import contract as c
-from ingestion.config import DEFAULT_BOOL_MAP, InsurerConfig
+from ingestion.config import DEFAULT_BOOL_MAP, FieldSource, InsurerConfig, has_month, is_month_label
 from ingestion.pseudonymize import Pseudonymizer, normalize_series
-from ingestion.readers import SOURCE_ROW
+from ingestion.readers import NATIVE_SUFFIX, SOURCE_ROW, SourceFrame, covers
 from ingestion.taxonomy import Taxonomy
 
 REASONS = "__reasons"
 _PARSE = "__parsed__"
+_SRC = "__src__"
+_DEC = pl.Decimal(38, 6)
+_INTEGER = r"^[+-]?\d+(?:\.0*)?$"
 
 
 class LayoutMismatch(Exception):
@@ -37,6 +43,8 @@ class MappedBatch:
     # Control totals over every delivered row (accepted or not): amount field → sum of the parsed
     # amounts in currency units, for reconciliation with the insurer's manifest.
     delivered_totals: dict[str, Decimal] = field(default_factory=dict)
+    # One entry per canonical field: how it is delivered and how many accepted rows carry a value.
+    fields: list[dict] = field(default_factory=list)
 
     @property
     def delivered(self) -> int:
@@ -46,6 +54,153 @@ class MappedBatch:
 def _text(expr: pl.Expr) -> pl.Expr:
     stripped = expr.cast(pl.String).str.strip_chars()
     return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+def as_source_frame(df: pl.DataFrame | SourceFrame) -> SourceFrame:
+    if isinstance(df, SourceFrame):
+        return df
+    return SourceFrame(df, present=[c for c in df.columns if c != SOURCE_ROW])
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _resolve(sf: SourceFrame, path: str) -> pl.Expr | None:
+    """The source values of a configured path: a column of the file, or a JSON path into a column that holds
+    JSON text (a list of objects in a Parquet or CSV file); None if the file has neither."""
+    if path in sf.frame.columns:
+        return pl.col(path)
+    for column in sorted(sf.frame.columns, key=len, reverse=True):
+        if path.startswith(column) and path[len(column):len(column) + 1] in (".", "["):
+            return pl.col(column).str.json_path_match("$" + path[len(column):])
+    return None
+
+
+def check_layout(sf: SourceFrame, cfg: InsurerConfig, rt: str) -> list[str]:
+    """Raise LayoutMismatch for missing columns; return warnings for unexpected ones."""
+    sources = cfg.sources(rt)
+    spec = cfg.read_spec(rt)
+    fields = c.field_map(rt)
+    if sf.is_json:
+        # JSON omits empty keys: a path is missing only if no record of the file has it.
+        if sf.frame.height:
+            missing = sorted(
+                s.paths[0] for name, s in sources.items()
+                if fields[name].required and s.paths and s.paths[0] is not None
+                and not any(covers(p, leaf) for p in s.paths if p is not None for leaf in sf.present)
+            )
+        else:
+            missing = []
+        used = [p for s in sources.values() for p in s.paths if p is not None]
+        unexpected = sorted(leaf for leaf in sf.present if not any(covers(p, leaf) for p in used))
+    else:
+        missing = sorted({p for s in sources.values() for p in s.paths if p is not None and _resolve(sf, p) is None})
+        used = {p for s in sources.values() for p in s.paths if p is not None}
+        prefixes = {col for col in sf.present for p in used if p.startswith(col) and p[len(col):len(col) + 1] in (".", "[")}
+        unexpected = sorted(set(sf.present) - used - prefixes)
+    if missing:
+        raise LayoutMismatch(f"{rt}: expected column(s) missing: {', '.join(missing)}")
+    if unexpected:
+        message = f"{rt}: unexpected column(s) ignored: {', '.join(unexpected)}"
+        if spec.unexpected_columns == "reject":
+            raise LayoutMismatch(message.replace("ignored", "not in the layout"))
+        return [message]
+    return []
+
+
+# --------------------------------------------------------------------------- numbers and dates
+
+
+def _locale_number(raw: pl.Expr, native: pl.Expr, src: FieldSource) -> tuple[pl.Expr, pl.Expr]:
+    """(normalized number text with '.' decimals, ambiguity flag) of delivered text.
+
+    A native number (a workbook number cell, a JSON number, a typed Parquet column) is read as the
+    machine wrote it; a text number by the layout's locale: digits grouped by the thousands separator
+    in threes, the decimal separator, an optional sign, configured symbols stripped.
+    """
+    text = raw
+    for token in src.strip:
+        text = text.str.replace_all(token, "", literal=True)
+    text = text.str.strip_chars()
+    ds, ts = src.decimal_separator, src.thousands_separator
+    integer = rf"\d{{1,3}}(?:{re.escape(ts)}\d{{3}})+|\d+" if ts else r"\d+"
+    valid = text.str.contains(rf"^[+-]?(?:{integer})(?:{re.escape(ds)}\d+)?$")
+    normalized = text.str.replace_all(ts, "", literal=True) if ts else text
+    normalized = normalized.str.replace(ds, ".", literal=True) if ds != "." else normalized
+    number = pl.when(native).then(raw).when(valid).then(normalized)
+    # One group of up to three digits, the decimal separator and exactly three digits: read either way it is
+    # a number (1,234 is 1.234 or 1234), and three decimals cannot be money in currency units.
+    ambiguous = ~native & text.str.contains(rf"^[+-]?\d{{1,3}}{re.escape(ds)}\d{{3}}$")
+    return number, ambiguous
+
+
+def _number_text(sf: SourceFrame, path: str, src: FieldSource) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(normalized number text, delivered text, ambiguity flag) for one source path."""
+    raw = _text(_resolve(sf, path))
+    number, ambiguous = _locale_number(raw, sf.is_native_number(path), src)
+    return number, raw, ambiguous
+
+
+def _date_value(text: pl.Expr, src: FieldSource, native_date: bool) -> pl.Expr:
+    if native_date:
+        return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    candidates = []
+    for fmt in src.date_formats:
+        if not is_month_label(fmt):
+            candidates.append(text.str.strptime(pl.Date, fmt, strict=False))
+        elif has_month(fmt):
+            d = (text + "\x1f01").str.strptime(pl.Date, fmt + "\x1f%d", strict=False)
+            candidates.append(d.dt.month_end() if src.period_anchor == "end" else d)
+        else:
+            d = (text + "\x1f01\x1f01").str.strptime(pl.Date, fmt + "\x1f%m\x1f%d", strict=False)
+            candidates.append(d.dt.offset_by("1y").dt.offset_by("-1d") if src.period_anchor == "end" else d)
+    return pl.coalesce(candidates)
+
+
+def _int_of(number_text: pl.Expr) -> pl.Expr:
+    return pl.when(number_text.str.contains(_INTEGER)).then(
+        number_text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False))
+
+
+def _date_from_parts(sf: SourceFrame, src: FieldSource) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str]]]:
+    """(date, any part delivered, [(condition, reason)]) for a date built from year / month / day."""
+    parts = []
+    for path in src.paths:
+        if path is None:
+            parts.append((pl.lit(None, dtype=pl.Int64), pl.lit(None, dtype=pl.String)))
+            continue
+        number, raw, _ = _number_text(sf, path, src)
+        parts.append((_int_of(number), raw))
+    (year, y_raw), (month, m_raw), (day, d_raw) = parts
+    delivered = y_raw.is_not_null() | m_raw.is_not_null() | d_raw.is_not_null()
+    bad_part = (y_raw.is_not_null() & year.is_null()) | (m_raw.is_not_null() & month.is_null()) | (
+        d_raw.is_not_null() & day.is_null())
+    incomplete = year.is_null() | (month.is_null() & day.is_not_null())
+    partial = ~incomplete & (month.is_null() | day.is_null())
+
+    def build(y: pl.Expr, m: pl.Expr, d: pl.Expr) -> pl.Expr:
+        text = y.cast(pl.String).str.zfill(4) + "-" + m.cast(pl.String).str.zfill(2) + "-" + d.cast(pl.String).str.zfill(2)
+        return text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+
+    full = build(year, month, day)
+    match src.partial_dates:
+        case "start":
+            value = build(year, month.fill_null(1), day.fill_null(1))
+        case "end":
+            value = pl.when(month.is_null()).then(build(year, pl.lit(12), pl.lit(31))).when(day.is_null()).then(
+                build(year, month, pl.lit(1)).dt.month_end()).otherwise(full)
+        case _:
+            value = pl.when(partial).then(None).otherwise(full)
+    value = pl.when(delivered & ~bad_part & ~incomplete).then(value)
+    reasons = [
+        (delivered & (bad_part | incomplete | (~partial & full.is_null())), c.REASON_INVALID_DATE),
+    ]
+    if src.partial_dates == "reject":
+        reasons.append((delivered & ~bad_part & partial, c.REASON_PARTIAL_DATE))
+    return value, delivered, reasons
+
+
+# --------------------------------------------------------------------------- fields
 
 
 def _code_map(cfg: InsurerConfig, rt: str, f: c.Field, taxonomy: Taxonomy) -> dict[str, str]:
@@ -58,57 +213,126 @@ def _code_map(cfg: InsurerConfig, rt: str, f: c.Field, taxonomy: Taxonomy) -> di
     )
 
 
-def _parse_expr(f: c.Field, raw: pl.Expr, cfg: InsurerConfig, rt: str, taxonomy: Taxonomy) -> tuple[pl.Expr, list[pl.Expr]]:
-    """(parsed value, reason expressions that yield 'CODE:field' or null) for one field."""
+@dataclass
+class _Derived:
+    value: pl.Expr  # parsed canonical value (or null)
+    present: pl.Expr  # whether anything was delivered for the field in the row
+    reasons: list[pl.Expr]
+
+
+def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, rt: str, taxonomy: Taxonomy) -> _Derived:
+    """The canonical value of one field from its delivered sources, with the row's reasons."""
     name = f.name
     reasons: list[pl.Expr] = []
 
     def reason(cond: pl.Expr, code: str) -> None:
         reasons.append(pl.when(cond).then(pl.lit(f"{code}:{name}")))
 
+    # ---- the delivered text (or, for sums and date parts, the value itself)
+    number: pl.Expr | None = None
+    date: pl.Expr | None = None
+    match src.delivery:
+        case "not_delivered" | "not_mapped":
+            text = pl.lit(None, dtype=pl.String)
+        case "constant":
+            text = pl.lit(src.constant, dtype=pl.String)
+        case "column":
+            text = _text(_resolve(sf, src.paths[0]))
+        case "coalesce":
+            text = pl.coalesce([_text(_resolve(sf, p)) for p in src.paths])
+        case "concat":
+            parts = [_text(_resolve(sf, p)) for p in src.paths]
+            some = pl.any_horizontal([p.is_not_null() for p in parts])
+            every = pl.all_horizontal([p.is_not_null() for p in parts])
+            joined = pl.concat_str(parts, separator=src.separator, ignore_nulls=True)
+            if src.nulls == "skip":
+                text = pl.when(some).then(joined)
+            else:
+                text = pl.when(every).then(joined)
+                reason(some & ~every, c.REASON_INCOMPLETE_PARTS)
+        case "sum":
+            texts = [_number_text(sf, p, src) for p in src.paths]
+            values = [n.cast(_DEC, strict=False) for n, _, _ in texts]
+            some = pl.any_horizontal([raw.is_not_null() for _, raw, _ in texts])
+            every = pl.all_horizontal([raw.is_not_null() for _, raw, _ in texts])
+            for (n, raw, ambiguous), v in zip(texts, values, strict=True):
+                reason(raw.is_not_null() & v.is_null(), c.REASON_INVALID_NUMBER)
+                if f.kind in ("money", "revenue") and Decimal(src.multiplier) == 1:
+                    reason(ambiguous, c.REASON_AMBIGUOUS_NUMBER)
+            total = pl.sum_horizontal([v.fill_null(Decimal(0)) for v in values]).cast(_DEC)
+            if src.nulls == "zero":
+                number = pl.when(some).then(total)
+            else:
+                number = pl.when(every).then(total)
+                reason(some & ~every, c.REASON_INCOMPLETE_PARTS)
+            text = pl.when(some).then(pl.lit("sum"))
+        case "parts":
+            date, present, part_reasons = _date_from_parts(sf, src)
+            for cond, code in part_reasons:
+                reason(cond, code)
+            text = pl.when(present).then(pl.lit("date"))
+        case other:
+            raise AssertionError(other)
+
+    # ---- parse by kind
+    single_path = src.paths[0] if src.delivery == "column" else None
     match f.kind:
         case "str" | "identifier":
-            value = raw
+            value = text
         case "date":
-            formats = cfg.date_formats_for(rt)
-            value = pl.coalesce([raw.str.strptime(pl.Date, fmt, strict=False) for fmt in formats])
-            reason(raw.is_not_null() & value.is_null(), c.REASON_INVALID_DATE)
-        case "money" | "revenue":
-            precision = c.REVENUE_PRECISION if f.kind == "revenue" else c.MONEY_PRECISION
-            number = raw.str.replace_all(r"[,，\s]", "").cast(pl.Decimal(38, 6), strict=False)
-            multiplier = Decimal(cfg.multiplier_for(rt, name))
-            if multiplier != 1:
-                number = number * pl.lit(multiplier, dtype=pl.Decimal(38, 6))
-            value = number.round(c.MONEY_SCALE).cast(pl.Decimal(precision, c.MONEY_SCALE), strict=False)
-            reason(raw.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
-            reason(value < 0, c.REASON_NEGATIVE)
-        case "int":
-            as_float = raw.cast(pl.Float64, strict=False)
-            value = pl.coalesce(
-                raw.cast(pl.Int64, strict=False),
-                pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False)),
-            )
-            reason(raw.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
-            upper = 100 if name == "risk_assessment_score" else None
-            out_of_range = value < 0 if upper is None else (value < 0) | (value > upper)
-            reason(out_of_range, c.REASON_OUT_OF_RANGE)
-        case "number":
-            value = raw.cast(pl.Float64, strict=False)
-            reason(raw.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
-            reason(value < 0, c.REASON_OUT_OF_RANGE)
+            if date is None:
+                date = _date_value(text, src, single_path is not None and sf.is_native_date(single_path))
+                reason(text.is_not_null() & date.is_null(), c.REASON_INVALID_DATE)
+            value = date
+        case "money" | "revenue" | "int" | "number":
+            if number is None:
+                if single_path is not None:
+                    number_text, _, ambiguous = _number_text(sf, single_path, src)
+                elif src.delivery == "coalesce":
+                    # The first delivered source decides; an invalid one is not skipped over.
+                    number_text, ambiguous = pl.lit(None, dtype=pl.String), pl.lit(False)
+                    for path in reversed(src.paths):
+                        n, raw, amb = _number_text(sf, path, src)
+                        number_text = pl.when(raw.is_not_null()).then(n).otherwise(number_text)
+                        ambiguous = pl.when(raw.is_not_null()).then(amb).otherwise(ambiguous)
+                else:  # a constant, or a concat of text sources: read by the locale
+                    number_text, ambiguous = _locale_number(text, pl.lit(False), src)
+                if f.kind in ("money", "revenue") and Decimal(src.multiplier) == 1:
+                    reason(text.is_not_null() & ambiguous, c.REASON_AMBIGUOUS_NUMBER)
+                decimal = number_text.cast(_DEC, strict=False)
+            else:
+                number_text, decimal = None, number
+            match f.kind:
+                case "money" | "revenue":
+                    precision = c.REVENUE_PRECISION if f.kind == "revenue" else c.MONEY_PRECISION
+                    multiplier = Decimal(src.multiplier)
+                    scaled = decimal * pl.lit(multiplier, dtype=_DEC) if multiplier != 1 else decimal
+                    value = scaled.round(c.MONEY_SCALE).cast(pl.Decimal(precision, c.MONEY_SCALE), strict=False)
+                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    reason(value < 0, c.REASON_NEGATIVE)
+                case "int":
+                    value = _int_of(number_text) if number_text is not None else decimal.round(0).cast(pl.Int64, strict=False)
+                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    upper = 100 if name == "risk_assessment_score" else None
+                    out_of_range = value < 0 if upper is None else (value < 0) | (value > upper)
+                    reason(out_of_range, c.REASON_OUT_OF_RANGE)
+                case _:
+                    value = decimal.cast(pl.Float64)
+                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    reason(value < 0, c.REASON_OUT_OF_RANGE)
         case "bool":
             vmap = cfg.record_types[rt].value_maps.get(name)
             mapping = {k: v == "true" for k, v in vmap.items()} if vmap else None
             if mapping is None:
-                value = raw.str.to_lowercase().replace_strict(DEFAULT_BOOL_MAP, default=None, return_dtype=pl.Boolean)
+                value = text.str.to_lowercase().replace_strict(DEFAULT_BOOL_MAP, default=None, return_dtype=pl.Boolean)
             else:
-                value = raw.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
-            reason(raw.is_not_null() & value.is_null(), c.REASON_UNKNOWN_CODE)
+                value = text.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
+            reason(text.is_not_null() & value.is_null(), c.REASON_UNKNOWN_CODE)
         case "code" | "currency":
-            value = raw.replace_strict(_code_map(cfg, rt, f, taxonomy), default=None, return_dtype=pl.String)
-            reason(raw.is_not_null() & value.is_null(), c.REASON_UNKNOWN_CODE)
+            value = text.replace_strict(_code_map(cfg, rt, f, taxonomy), default=None, return_dtype=pl.String)
+            reason(text.is_not_null() & value.is_null(), c.REASON_UNKNOWN_CODE)
         case "code_list" | "str_list":
-            items = raw.str.split(cfg.separator_for(rt)).list.eval(
+            items = text.str.split(src.list_separator).list.eval(
                 pl.element().str.strip_chars().filter(pl.element().str.strip_chars() != "")
             )
             if f.kind == "code_list":
@@ -119,7 +343,10 @@ def _parse_expr(f: c.Field, raw: pl.Expr, cfg: InsurerConfig, rt: str, taxonomy:
                 value = items
         case _:
             raise AssertionError(f.kind)
-    return value, reasons
+    present = text.is_not_null()
+    if f.required and src.delivery not in ("not_delivered",):
+        reasons.insert(0, pl.when(~present).then(pl.lit(f"{c.REASON_MISSING}:{name}")))
+    return _Derived(value, present, reasons)
 
 
 def _special_reasons(rt: str, taxonomy: Taxonomy) -> tuple[list[pl.Expr], list[pl.Expr]]:
@@ -154,75 +381,44 @@ def _special_reasons(rt: str, taxonomy: Taxonomy) -> tuple[list[pl.Expr], list[p
     return columns, reasons
 
 
-def check_layout(df: pl.DataFrame, cfg: InsurerConfig, rt: str) -> list[str]:
-    """Raise LayoutMismatch for missing columns; return warnings for unexpected ones."""
-    rtc = cfg.record_types[rt]
-    fields = c.field_map(rt)
-    present = set(df.columns) - {SOURCE_ROW}
-    expected = set(rtc.columns.values())
-    missing = sorted(
-        src for name, src in rtc.columns.items()
-        if src not in present and (fields[name].required or cfg.format != "jsonl")
-    )
-    if missing:
-        raise LayoutMismatch(f"{rt}: expected column(s) missing: {', '.join(missing)}")
-    unexpected = sorted(present - expected)
-    if unexpected:
-        message = f"{rt}: unexpected column(s) ignored: {', '.join(unexpected)}"
-        if cfg.unexpected_columns == "reject":
-            raise LayoutMismatch(message.replace("ignored", "not in the layout"))
-        return [message]
-    return []
+# --------------------------------------------------------------------------- the frame
 
 
 def map_frame(
-    df: pl.DataFrame,
+    source: pl.DataFrame | SourceFrame,
     cfg: InsurerConfig,
     rt: str,
     taxonomy: Taxonomy,
     pseudonymizer: Pseudonymizer,
 ) -> MappedBatch:
-    rtc = cfg.record_types[rt]
-    warnings = check_layout(df, cfg, rt)
-    source_cols = [src for src in dict.fromkeys(rtc.columns.values()) if src in df.columns]
+    sf = as_source_frame(source)
+    warnings = check_layout(sf, cfg, rt)
+    sources = cfg.sources(rt)
+    df = sf.frame
+    used_paths = cfg.source_paths(rt)
+    source_exprs = {p: _resolve(sf, p) for p in used_paths}
 
-    raw_exprs = []
-    for f in c.FIELDS[rt]:
-        if f.name in rtc.columns and rtc.columns[f.name] in df.columns:
-            raw_exprs.append(_text(pl.col(rtc.columns[f.name])).alias(f.name))
-        elif f.name in rtc.constants:
-            raw_exprs.append(pl.lit(rtc.constants[f.name], dtype=pl.String).alias(f.name))
-        else:
-            raw_exprs.append(pl.lit(None, dtype=pl.String).alias(f.name))
-    raw = df.select(pl.col(SOURCE_ROW), *raw_exprs)
-
+    derived = {f.name: _derive(f, sources[f.name], sf, cfg, rt, taxonomy) for f in c.FIELDS[rt]}
+    parsed = df.select(
+        pl.col(SOURCE_ROW),
+        *(d.value.alias(_PARSE + name) for name, d in derived.items()),
+        pl.concat_list([r for d in derived.values() for r in d.reasons]).list.drop_nulls().alias(REASONS),
+        *(_text(e).alias(_SRC + p) for p, e in source_exprs.items()),
+    )
+    parsed = parsed.rename({_PARSE + f.name: f.name for f in c.FIELDS[rt]})
     # Identifiers are normalized before anything compares or hashes them.
     id_fields = [f for f in c.FIELDS[rt] if f.kind == "identifier"]
-    raw = raw.with_columns(
-        normalize_series(raw[f.name]).alias(f.name) for f in id_fields if f.key_scope == "insured"
+    parsed = parsed.with_columns(
+        normalize_series(parsed[f.name]).alias(f.name) for f in id_fields if f.key_scope == "insured"
     )
-
-    reason_exprs: list[pl.Expr] = []
-    parsed_exprs: list[pl.Expr] = []
-    for f in c.FIELDS[rt]:
-        column = pl.col(f.name)
-        if f.required:
-            reason_exprs.append(pl.when(column.is_null()).then(pl.lit(f"{c.REASON_MISSING}:{f.name}")))
-        value, reasons = _parse_expr(f, column, cfg, rt, taxonomy)
-        parsed_exprs.append(value.alias(_PARSE + f.name))
-        reason_exprs.extend(reasons)
-    source = df.select(source_cols).rename({s: f"__src__{s}" for s in source_cols})
-    reason_exprs.append(pl.when(~pl.struct(source.columns).is_first_distinct()).then(pl.lit(c.REASON_DUPLICATE)))
-
-    mapped = pl.concat([raw, source], how="horizontal").with_columns(
-        *parsed_exprs, pl.concat_list(reason_exprs).list.drop_nulls().alias(REASONS)
-    )
-    mapped = mapped.drop([f.name for f in c.FIELDS[rt]]).rename({_PARSE + f.name: f.name for f in c.FIELDS[rt]})
+    src_columns = [_SRC + p for p in used_paths]
+    duplicate = pl.when(~pl.struct(src_columns).is_first_distinct()).then(pl.lit(c.REASON_DUPLICATE)) \
+        if src_columns else pl.lit(None, dtype=pl.String)
     special_cols, special_reasons = _special_reasons(rt, taxonomy)
     if special_cols:
-        mapped = mapped.with_columns(special_cols)
-    mapped = mapped.with_columns(
-        pl.concat_list([pl.col(REASONS), pl.concat_list(special_reasons).list.drop_nulls()]).alias(REASONS)
+        parsed = parsed.with_columns(special_cols)
+    mapped = parsed.with_columns(
+        pl.concat_list([pl.col(REASONS), pl.concat_list([*special_reasons, duplicate]).list.drop_nulls()]).alias(REASONS)
     )
 
     # Pseudonymize: keys replace identifiers; an insured id must carry a valid check digit.
@@ -247,20 +443,36 @@ def map_frame(
 
     is_good = pl.col(REASONS).list.len() == 0
     stored = [c.key_column(f) if f.kind == "identifier" else f.name for f in c.stored_fields(rt)]
-    good = mapped.filter(is_good).select(pl.col(SOURCE_ROW).alias("source_row"), *stored)
+    accepted = mapped.filter(is_good)
+    good = accepted.select(pl.col(SOURCE_ROW).alias("source_row"), *stored)
+    with_value = accepted.select(pl.col(f.name).is_not_null().sum() for f in c.FIELDS[rt]).row(0, named=True) \
+        if accepted.height else {f.name: 0 for f in c.FIELDS[rt]}
+    field_stats = [
+        {"field": f.name, "delivery": sources[f.name].delivery, "source": sources[f.name].describe(),
+         "rows_accepted": accepted.height, "rows_with_value": int(with_value[f.name])}
+        for f in c.FIELDS[rt]
+    ]
 
-    # Quarantine keeps what was delivered, but identifiers only as keys and no names or free text.
-    by_source = {rtc.columns[f.name]: f for f in c.FIELDS[rt] if f.name in rtc.columns}
+    # Quarantine keeps what was delivered, but identifiers only as keys and no names or free text: a source
+    # feeding an identifier appears as the key, one feeding a field that is never stored not at all.
     original = []
-    for src in source_cols:
-        f = by_source[src]
-        if not f.stored:
-            continue
-        original.append((pl.col(c.key_column(f)) if f.kind == "identifier" else pl.col(f"__src__{src}")).alias(src))
+    hidden: set[str] = set()
+    for f in c.FIELDS[rt]:
+        s = sources[f.name]
+        if f.kind == "identifier" or not f.stored:
+            hidden.update(p for p in s.paths if p is not None)
+    for f in id_fields:
+        s = sources[f.name]
+        label = s.paths[0] if s.delivery == "column" else f.name
+        if s.paths:
+            original.append(pl.col(c.key_column(f)).alias(label))
+    original += [pl.col(_SRC + p).alias(p) for p in used_paths if p not in hidden]
     quarantine = mapped.filter(~is_good).select(
         pl.col(SOURCE_ROW).alias("source_row"),
-        pl.col(REASONS).alias("reasons"),
-        pl.struct(original).struct.json_encode().alias("original_values"),
+        pl.col(REASONS).list.unique(maintain_order=True).alias("reasons"),
+        (pl.struct(original).struct.json_encode() if original else pl.lit("{}")).alias("original_values"),
     )
-    return MappedBatch(rt, good, quarantine, warnings, delivered_totals)
+    return MappedBatch(rt, good, quarantine, warnings, delivered_totals, field_stats)
 
+
+__all__ = ["LayoutMismatch", "MappedBatch", "NATIVE_SUFFIX", "check_layout", "map_frame"]

@@ -23,7 +23,7 @@ from ingestion.config import InsurerConfig
 from ingestion.manifest import is_manifest, read_manifest
 from ingestion.mapping import LayoutMismatch, MappedBatch, map_frame
 from ingestion.pseudonymize import Pseudonymizer
-from ingestion.readers import UnreadableFile, read_source
+from ingestion.readers import UnreadableFile, read_sources
 from ingestion.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,34 @@ def map_file(
     path: Path, cfg: InsurerConfig, record_types: list[str], taxonomy: Taxonomy, pseudonymizer: Pseudonymizer
 ) -> tuple[list[MappedBatch], list[str]]:
     batches, warnings = [], []
-    for rt in record_types:
-        frame = read_source(path, cfg, rt)
+    for rt, frame in read_sources(path, cfg, record_types).items():
         batch = map_frame(frame, cfg, rt, taxonomy, pseudonymizer)
         batches.append(batch)
         warnings.extend(batch.warnings)
     return batches, warnings
+
+
+# DuckDB errors that a file's own values cause while its rows are inserted.
+_DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+                duckdb.ConstraintException, duckdb.TypeMismatchException)
+
+
+def _reject(con, meta: warehouse.SubmissionMeta, record_types: list[str], exc: Exception) -> FileOutcome:
+    error = describe_error(exc)
+    if isinstance(exc, UnreadableFile | LayoutMismatch):
+        log.info("%s: rejected: %s", meta.source_file, error)
+    else:
+        log.warning("%s: rejected: %s", meta.source_file, error, exc_info=True)
+    warehouse.reject_submission(con, meta, record_types, error)
+    return FileOutcome(meta.source_file, meta.submission_id, "rejected", error=error)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The rejection reason of a file: the reader's own message, or an unexpected error named by its type."""
+    if isinstance(exc, UnreadableFile | LayoutMismatch):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:500]
+    return f"unexpected error while reading the file ({type(exc).__name__}: {first})"
 
 
 def ingest_file(
@@ -102,7 +124,9 @@ def ingest_file(
     relative = path.relative_to(landing_dir).as_posix()
     stat = path.stat()
     seen = warehouse.unchanged_file_submission(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns)
-    if seen is not None and (known := warehouse.known_submission(con, seen)) is not None:
+    if seen is not None and (known := warehouse.known_submission(con, seen)) is not None and not (
+        known[0] == "rejected" and warehouse.rejected_under_other_mapping(con, seen, cfg.mapping_version)
+    ):
         return FileOutcome(relative, seen, f"already_{known[0]}")
     outcome = _ingest_content(con, path, landing_dir, stat.st_size, cfg, pseudonymizer, taxonomy or load_taxonomy())
     warehouse.remember_file_stats(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, outcome.submission_id)
@@ -128,6 +152,13 @@ def _ingest_content(
         ingested_at=datetime.now(UTC).replace(tzinfo=None),
     )
     known = warehouse.known_submission(con, meta.submission_id)
+    if known is not None and known[0] == "rejected" and warehouse.rejected_under_other_mapping(
+        con, meta.submission_id, cfg.mapping_version
+    ):
+        # The insurer's mapping changed since this file was rejected: it is read again under the new one.
+        log.info("%s: rejected under an earlier mapping, read again under %s", relative, cfg.mapping_version)
+        warehouse.forget_rejection(con, meta.submission_id, f"mapping {cfg.mapping_version}", "ingestion")
+        known = None
     if known is not None:
         status, first_file = known
         warehouse.record_file(con, meta, is_resubmission=first_file != relative)
@@ -141,13 +172,16 @@ def _ingest_content(
                 + ", ".join(dict.fromkeys(rtc.file_pattern for rtc in cfg.record_types.values())) + ")"
             )
         batches, warnings = map_file(path, cfg, record_types, taxonomy, pseudonymizer)
-    except (UnreadableFile, LayoutMismatch) as exc:
-        log.info("%s: rejected: %s", relative, exc)
-        warehouse.reject_submission(con, meta, record_types, str(exc))
-        return FileOutcome(relative, meta.submission_id, "rejected", error=str(exc))
-
-    manifest = read_manifest(path, landing_dir, cfg, record_types)
-    warehouse.write_submission(con, meta, batches, warnings, manifest)
+        manifest = read_manifest(path, landing_dir, cfg, record_types)
+    except Exception as exc:  # noqa: BLE001 - whatever reading or mapping one file raises rejects that file
+        return _reject(con, meta, record_types, exc)
+    try:
+        warehouse.write_submission(con, meta, batches, warnings, manifest)
+    except _DATA_ERRORS as exc:
+        # The file's values do not fit the warehouse (a number beyond its type, say): the file's fault. Any other
+        # error while writing (disk full, a closed database) is the warehouse's: it propagates, the transaction
+        # has rolled back, and the next run loads the file whole.
+        return _reject(con, meta, record_types, exc)
     delivered = sum(b.delivered for b in batches)
     loaded = sum(b.good.height for b in batches)
     return FileOutcome(relative, meta.submission_id, "loaded", delivered, loaded, delivered - loaded, None, warnings)

@@ -1,34 +1,135 @@
-"""Readers: one insurer file (or sheet) → a polars frame of source columns as strings.
+"""Readers: one insurer file (or sheet) → a polars frame of source values as text.
 
-Every reader returns the source exactly as delivered, as text, plus `__source_row`
-(1-based position of the record within its file or sheet). Parsing into canonical types
-happens in one place (`ingestion.mapping`) whatever the format, so a date or an amount
-means the same thing in every layout. Anything that cannot be read at all raises
-`UnreadableFile` with the reason; the caller rejects the whole submission.
+Every reader returns the source as delivered, as text, plus `__source_row` (1-based position of
+the record within its file or sheet), which columns or values were native numbers or dates in the
+file (a number cell of a workbook, a JSON number, a typed Parquet column: the insurer's text locale
+does not apply to those), and which columns or JSON leaves the file carries (for the layout check).
+Parsing into canonical types happens in one place (`ingestion.mapping`) whatever the format, so a
+date or an amount means the same thing in every layout.
+
+Formats: CSV (any encoding, delimiter, header row), Excel workbooks (a sheet per record type, a
+header row below titles), JSON Lines, JSON documents (an array of records, one object per file, or
+an array under a records path), Parquet. Nested JSON is read through DuckDB's JSON functions, so a
+field is addressed by a path (`a.b`, `a[0].b`, `a[*].b`, `a.*.b`) whatever the shape of the other
+records; a list of objects is JSON text unless a path or `reduce` picks from it.
+
+Before reading, the first bytes are checked against the declared format: a workbook under a CSV
+pattern, a JSON array under JSON Lines or a Parquet file that is not Parquet is rejected with
+"format mismatch: this looks like …". Anything that cannot be read raises `UnreadableFile` with the
+reason; the caller rejects the whole submission.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
+import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
-from ingestion.config import InsurerConfig
+from ingestion.config import JSON_FORMATS, InsurerConfig, ReadSpec, has_wildcard, json_path, parse_path
 
 SOURCE_ROW = "__source_row"
+# fastexcel warns for every empty column whose type it cannot guess; such a column is read as text.
+logging.getLogger("fastexcel").setLevel(logging.ERROR)
+# Beside a JSON column with native numbers: per value, whether it was a JSON number.
+NATIVE_SUFFIX = "::native"
 _CHUNK = 1 << 20
+_UTF8 = ("utf-8", "utf8", "utf-8-sig", "utf8-sig")
 
 
 class UnreadableFile(Exception):
-    """The file cannot be read as the insurer's layout says (truncated, wrong encoding, corrupt)."""
+    """The file cannot be read as the insurer's layout says (truncated, wrong encoding, corrupt, wrong format)."""
+
+
+@dataclass
+class SourceFrame:
+    frame: pl.DataFrame  # text columns (source names or JSON paths) + SOURCE_ROW
+    # column → 'number' | 'date' | 'bool' where every value of the column was native in the file; a JSON
+    # column with some native numbers has a boolean companion column `<column>NATIVE_SUFFIX` instead.
+    native: dict[str, str] = field(default_factory=dict)
+    present: list[str] = field(default_factory=list)  # columns / JSON leaf paths the file carries
+    is_json: bool = False
+
+    def is_native_number(self, column: str) -> pl.Expr:
+        if self.native.get(column) == "number":
+            return pl.lit(True)
+        if column + NATIVE_SUFFIX in self.frame.columns:
+            return pl.col(column + NATIVE_SUFFIX).fill_null(False)
+        return pl.lit(False)
+
+    def is_native_date(self, column: str) -> bool:
+        return self.native.get(column) == "date"
+
+
+# --------------------------------------------------------------------------- format sniffing
+
+_LOOKS_LIKE = {
+    "zip": "a ZIP archive (an xlsx workbook or a zipped upload)",
+    "xls": "an Excel 97–2003 workbook (.xls)",
+    "parquet": "a Parquet file",
+    "gzip": "a gzip-compressed file",
+    "pdf": "a PDF document",
+    "json_array": "a JSON array document (format: json)",
+    "json_object": "a JSON document (format: json or jsonl)",
+    "utf16": "UTF-16 text",
+    "text": "text (CSV or JSON Lines)",
+    "binary": "a binary file",
+}
+_ACCEPTS = {
+    "csv": {"text", "json_object"},
+    "jsonl": {"json_object"},
+    "json": {"json_array", "json_object"},
+    "excel": {"zip", "xls"},
+    "parquet": {"parquet"},
+}
+
+
+def sniff(path: Path) -> str:
+    """What the first bytes of a file say it is (see _LOOKS_LIKE)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "xls"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf16"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"["):
+        return "json_array"
+    if text.startswith(b"{"):
+        return "json_object"
+    if b"\x00" in head:
+        return "binary"
+    return "text"
+
+
+def check_format(path: Path, fmt: str) -> None:
+    found = sniff(path)
+    if found == "empty":
+        raise UnreadableFile("empty file")
+    if found not in _ACCEPTS[fmt]:
+        hint = " — set the record type's format" if found in ("json_array", "json_object", "zip", "parquet") else ""
+        raise UnreadableFile(f"format mismatch: this looks like {_LOOKS_LIKE[found]}, not {fmt}{hint}")
 
 
 def _check_final_newline(path: Path) -> None:
     size = path.stat().st_size
-    if size == 0:
-        raise UnreadableFile("empty file")
     with open(path, "rb") as fh:
         fh.seek(size - 1)
         if fh.read(1) != b"\n":
@@ -37,7 +138,7 @@ def _check_final_newline(path: Path) -> None:
 
 def _transcode_to_utf8(path: Path, encoding: str, tmpdir: Path) -> Path:
     """Decode a non-UTF-8 file incrementally (bounded memory) into a UTF-8 copy."""
-    out = tmpdir / (path.stem + ".utf8" + path.suffix)
+    out = tmpdir / ("source.utf8" + path.suffix)
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
         with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
@@ -49,59 +150,125 @@ def _transcode_to_utf8(path: Path, encoding: str, tmpdir: Path) -> Path:
     return out
 
 
+@contextmanager
+def _as_utf8(path: Path, encoding: str) -> Iterator[Path]:
+    if encoding.lower().replace("_", "-") in _UTF8:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="cyberclaims-") as tmp:
+        yield _transcode_to_utf8(path, encoding, Path(tmp))
+
+
 def _with_row_numbers(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
 
 
-def read_csv(path: Path, cfg: InsurerConfig) -> pl.DataFrame:
-    if cfg.require_final_newline:
+def _clean_headers(columns: list) -> dict[str, str]:
+    """Header → trimmed header (a byte-order mark is not part of the first header); duplicates are an error."""
+    renamed = {str(c): str(c).lstrip("\ufeff").strip() for c in columns}
+    seen: dict[str, int] = {}
+    for name in renamed.values():
+        seen[name] = seen.get(name, 0) + 1
+    duplicates = sorted(n for n, k in seen.items() if k > 1)
+    if duplicates:
+        raise UnreadableFile(f"duplicate column name(s) in the header: {', '.join(repr(d) for d in duplicates)}")
+    return renamed
+
+
+def _machine_text(expr: pl.Expr) -> pl.Expr:
+    """A native float as text: six decimals at most (floats carry binary noise finer than any amount)."""
+    return expr.round(6).cast(pl.String)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(path: Path, spec: ReadSpec) -> SourceFrame:
+    check_format(path, "csv")
+    if spec.require_final_newline:
         _check_final_newline(path)
-    with tempfile.TemporaryDirectory(prefix="cyberclaims-") as tmp:
-        source = path
-        encoding = cfg.encoding.lower().replace("_", "-")
-        if encoding not in ("utf-8", "utf8", "utf-8-sig"):
-            source = _transcode_to_utf8(path, cfg.encoding, Path(tmp))
+    with _as_utf8(path, spec.encoding) as source:
         try:
             df = pl.read_csv(
                 source,
-                separator=cfg.delimiter,
+                separator=spec.delimiter,
                 infer_schema=False,
                 encoding="utf8",
                 raise_if_empty=True,
+                skip_rows=spec.header_row,
             )
-        except pl.exceptions.ComputeError as exc:
-            msg = str(exc).splitlines()[0]
-            if "invalid utf-8" in msg.lower() or "utf8" in msg.lower():
-                raise UnreadableFile(f"not valid {cfg.encoding}: {msg}") from None
-            raise UnreadableFile(f"malformed CSV: {msg}") from None
         except pl.exceptions.NoDataError:
             raise UnreadableFile("empty file") from None
-    # A UTF-8 byte-order mark is not part of the first header.
-    df = df.rename({c: c.lstrip("\ufeff").strip() for c in df.columns})
-    return _with_row_numbers(df)
+        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+            msg = str(exc).splitlines()[0]
+            if "invalid utf-8" in msg.lower() or "utf8" in msg.lower():
+                raise UnreadableFile(f"not valid {spec.encoding}: {msg}") from None
+            raise UnreadableFile(f"malformed CSV: {msg}") from None
+    df = df.rename(_clean_headers(df.columns))
+    return SourceFrame(_with_row_numbers(df), present=[c for c in df.columns])
 
 
-def read_excel_sheet(path: Path, sheet: str, header_row: int) -> pl.DataFrame:
-    import fastexcel
-
-    try:
-        reader = fastexcel.read_excel(str(path))
-    except Exception as exc:  # fastexcel raises its own error types for corrupt archives
-        raise UnreadableFile(f"not a readable Excel workbook: {str(exc).splitlines()[0]}") from None
-    if sheet not in reader.sheet_names:
-        raise UnreadableFile(f"sheet '{sheet}' is missing (workbook has: {', '.join(reader.sheet_names)})")
-    try:
-        df = reader.load_sheet(sheet, header_row=header_row, dtypes="string").to_polars()
-    except Exception as exc:
-        raise UnreadableFile(f"sheet '{sheet}' cannot be read: {str(exc).splitlines()[0]}") from None
-    df = df.rename({c: str(c).strip() for c in df.columns})
-    # Fully empty trailing rows are formatting, not records.
-    df = df.filter(~pl.all_horizontal(pl.all().is_null()))
-    return _with_row_numbers(df)
+# --------------------------------------------------------------------------- Excel
 
 
-def _flatten(df: pl.DataFrame, sep: str) -> pl.DataFrame:
-    """Nested structs → dotted column names; lists → joined text; numbers → text."""
+class Workbook:
+    """One workbook opened once for all the record types it carries."""
+
+    def __init__(self, path: Path):
+        import fastexcel
+
+        check_format(path, "excel")
+        try:
+            self.reader = fastexcel.read_excel(str(path))
+        except Exception as exc:  # fastexcel raises its own error types for corrupt archives
+            raise UnreadableFile(f"not a readable Excel workbook: {str(exc).splitlines()[0]}") from None
+
+    def sheet(self, sheet: str | None, header_row: int) -> SourceFrame:
+        names = self.reader.sheet_names
+        if not names:
+            raise UnreadableFile("the workbook has no sheet")
+        if sheet is None:
+            sheet = names[0]
+        elif sheet not in names:
+            raise UnreadableFile(f"sheet '{sheet}' is missing (workbook has: {', '.join(names)})")
+        try:
+            loaded = self.reader.load_sheet(sheet, header_row=header_row, schema_sample_rows=None)
+            df = loaded.to_polars()
+        except Exception as exc:
+            raise UnreadableFile(f"sheet '{sheet}' cannot be read: {str(exc).splitlines()[0]}") from None
+        df = df.rename(_clean_headers(df.columns))
+        # Fully empty trailing rows are formatting, not records.
+        df = df.filter(~pl.all_horizontal(pl.all().is_null())) if df.width else df
+        native: dict[str, str] = {}
+        exprs = []
+        for name, dtype in df.schema.items():
+            col = pl.col(name)
+            if dtype.is_float():
+                native[name] = "number"
+                # Whole numbers as integers ('3', not '3.0'), so a code or a count in a number cell reads as written.
+                col = pl.when(col == col.round(0)).then(col.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(
+                    _machine_text(col))
+            elif dtype.is_integer():
+                native[name] = "number"
+            elif dtype == pl.Date:
+                native[name] = "date"
+                col = col.dt.strftime("%Y-%m-%d")
+            elif isinstance(dtype, pl.Datetime):
+                native[name] = "date"
+                col = col.dt.strftime("%Y-%m-%d %H:%M:%S")
+            elif dtype == pl.Boolean:
+                native[name] = "bool"
+            exprs.append(col.cast(pl.String).alias(name))
+        df = df.select(exprs) if exprs else df
+        return SourceFrame(_with_row_numbers(df), native, present=list(df.columns))
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _flatten(df: pl.DataFrame, sep: str) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Nested structs → dotted column names; lists of values → joined text; lists of objects → JSON text;
+    numbers, dates and booleans → text (and noted as native)."""
     while any(isinstance(dt, pl.Struct) for dt in df.schema.values()):
         exprs = []
         for name, dtype in df.schema.items():
@@ -110,48 +277,211 @@ def _flatten(df: pl.DataFrame, sep: str) -> pl.DataFrame:
             else:
                 exprs.append(pl.col(name))
         df = df.select(exprs)
+    native: dict[str, str] = {}
     exprs = []
     for name, dtype in df.schema.items():
         col = pl.col(name)
         if isinstance(dtype, pl.List | pl.Array):
-            col = col.cast(pl.List(pl.String)).list.join(sep)
+            inner = dtype.inner
+            if inner.is_nested():
+                # A list of objects (or of lists) stays whole, as JSON text.
+                col = pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+            else:
+                col = col.cast(pl.List(pl.String)).list.join(sep)
         elif dtype.is_float():
-            # Floats carry binary noise; six decimals is finer than any amount we map.
-            col = col.round(6)
+            native[name] = "number"
+            col = _machine_text(col)
+        elif dtype.is_integer() or isinstance(dtype, pl.Decimal):
+            native[name] = "number"
+        elif dtype == pl.Date:
+            native[name] = "date"
+        elif isinstance(dtype, pl.Datetime):
+            native[name] = "date"
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif dtype == pl.Boolean:
+            native[name] = "bool"
+        elif dtype == pl.Binary:
+            col = col.bin.encode("hex")
         exprs.append(col.cast(pl.String).alias(name))
-    return df.select(exprs)
+    return df.select(exprs), native
 
 
-def read_jsonl(path: Path, cfg: InsurerConfig, list_separator: str) -> pl.DataFrame:
-    if cfg.require_final_newline:
-        _check_final_newline(path)
-    try:
-        df = pl.read_ndjson(path, infer_schema_length=None)
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-        raise UnreadableFile(f"malformed JSON Lines: {str(exc).splitlines()[0]}") from None
-    return _with_row_numbers(_flatten(df, list_separator))
-
-
-def read_parquet(path: Path, list_separator: str) -> pl.DataFrame:
+def read_parquet(path: Path, list_separator: str) -> SourceFrame:
+    check_format(path, "parquet")
     try:
         df = pl.read_parquet(path)
     except Exception as exc:  # pyarrow / polars raise several types for a corrupt footer
         raise UnreadableFile(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from None
-    return _with_row_numbers(_flatten(df, list_separator))
+    flat, native = _flatten(df, list_separator)
+    return SourceFrame(_with_row_numbers(flat), native, present=list(flat.columns))
 
 
-def read_source(path: Path, cfg: InsurerConfig, record_type: str) -> pl.DataFrame:
-    rtc = cfg.record_types[record_type]
-    sep = cfg.separator_for(record_type)
-    match cfg.format:
-        case "csv":
-            return read_csv(path, cfg)
-        case "excel":
-            assert rtc.sheet is not None  # guaranteed by config validation
-            return read_excel_sheet(path, rtc.sheet, rtc.header_row)
-        case "jsonl":
-            return read_jsonl(path, cfg, sep)
-        case "parquet":
-            return read_parquet(path, sep)
-    raise AssertionError(cfg.format)
+# --------------------------------------------------------------------------- JSON (Lines and documents)
 
+_NUMERIC_JSON = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _text_of(value: str, sep: str, reduce: str | None, wildcard: bool) -> str:
+    """SQL: a JSON value (or, for a wildcard path, the list of its matches) as text."""
+    if wildcard:
+        # Matches that are lists themselves (VERIS-style action.*.variety) are flattened one level.
+        elems = (f"flatten(list_transform({value}, lambda m: CASE WHEN json_type(m) = 'ARRAY' "
+                 "THEN json_extract(m, '$[*]') ELSE [m] END))")
+    else:
+        elems = f"json_extract({value}, '$[*]')"
+    scalar = "(lambda e: CASE WHEN json_type(e) IN ('OBJECT', 'ARRAY') THEN CAST(e AS VARCHAR) ELSE json_extract_string(e, '$') END)"
+    join = f"array_to_string(list_filter(list_transform({elems}, {scalar}), lambda x: x IS NOT NULL), {_sql_str(sep)})"
+    if reduce in ("first", "last"):
+        index = 1 if reduce == "first" else -1
+        pick = f"list_transform({elems}, {scalar})[{index}]"
+        list_text = pick
+    elif reduce == "join":
+        list_text = join
+    else:
+        all_scalar = f"list_bool_and(list_transform({elems}, lambda e: json_type(e) NOT IN ('OBJECT', 'ARRAY')))"
+        whole = f"CAST(to_json({value}) AS VARCHAR)" if wildcard else f"CAST({value} AS VARCHAR)"
+        list_text = f"CASE WHEN {all_scalar} THEN {join} ELSE {whole} END"
+    if wildcard:
+        return f"CASE WHEN {value} IS NULL OR len({elems}) = 0 THEN NULL ELSE {list_text} END"
+    return (
+        f"CASE WHEN {value} IS NULL OR json_type({value}) = 'NULL' THEN NULL "
+        f"WHEN json_type({value}) = 'ARRAY' THEN CASE WHEN len({elems}) = 0 THEN NULL ELSE {list_text} END "
+        f"WHEN json_type({value}) = 'OBJECT' THEN CAST({value} AS VARCHAR) "
+        f"ELSE json_extract_string({value}, '$') END"
+    )
+
+
+def _leaf_paths(structure, prefix: str = "") -> list[str]:
+    """json_group_structure output → leaf paths in config syntax (a[*].b for arrays of objects)."""
+    if isinstance(structure, dict):
+        if not structure:
+            return [prefix] if prefix else []
+        out = []
+        for key, child in structure.items():
+            name = key if all(ch not in key for ch in '.[]"') else '"' + key + '"'
+            out += _leaf_paths(child, f"{prefix}.{name}" if prefix else name)
+        return out
+    if isinstance(structure, list):
+        child = structure[0] if structure else None
+        if isinstance(child, dict | list):
+            return _leaf_paths(child, prefix + "[*]")
+        return [prefix]
+    return [prefix] if prefix else []
+
+
+def read_json(path: Path, spec: ReadSpec, paths: list[str], reduce: dict[str, str | None], list_separator: str) -> SourceFrame:
+    """JSON Lines (one record a line) or a JSON document (an array of records, one object, or an array under
+    records_path) → one text column per configured path, in record order."""
+    fmt = spec.format
+    check_format(path, fmt)
+    if fmt == "jsonl" and spec.require_final_newline:
+        _check_final_newline(path)
+    with _as_utf8(path, spec.encoding) as source, duckdb.connect() as con:
+        con.execute("SET threads = 1")  # record order is the file's order
+        file_bytes = max(path.stat().st_size, 1)
+        location = _sql_str(str(source))
+        if fmt == "jsonl":
+            records = f"SELECT json AS r FROM read_json_objects({location}, format = 'newline_delimited')"
+        elif spec.records_path:
+            records = (f"SELECT unnest(json_extract(json, {_sql_str(json_path(spec.records_path) + '[*]')})) AS r "
+                       f"FROM read_json_objects({location}, format = 'unstructured', maximum_object_size = {file_bytes + 1024})")
+        elif sniff(source) == "json_array":
+            records = f"SELECT json AS r FROM read_json_objects({location}, format = 'array', maximum_object_size = {file_bytes + 1024})"
+        else:
+            records = (f"SELECT json AS r FROM read_json_objects({location}, format = 'unstructured', "
+                       f"maximum_object_size = {file_bytes + 1024})")
+        plain = [p for p in paths if not has_wildcard(p)]
+        wild = [p for p in paths if has_wildcard(p)]
+        select = []
+        if plain:
+            select.append(f"json_extract(r, [{', '.join(_sql_str(json_path(p)) for p in plain)}]) AS __v")
+        select += [f"json_extract(r, {_sql_str(json_path(p))}) AS __w{i}" for i, p in enumerate(wild)]
+        outer = []
+        for i, p in enumerate(plain):
+            value = f"__v[{i + 1}]"
+            sep = list_separator
+            outer.append(f"{_text_of(value, sep, reduce.get(p), False)} AS {_ident(p)}")
+            outer.append(f"CASE WHEN json_type({value}) IN {_NUMERIC_JSON} THEN true END AS {_ident(p + NATIVE_SUFFIX)}")
+        for i, p in enumerate(wild):
+            outer.append(f"{_text_of(f'__w{i}', list_separator, reduce.get(p), True)} AS {_ident(p)}")
+        try:
+            con.execute(f"CREATE TEMP TABLE records AS {records}")
+            structure = con.execute("SELECT json_group_structure(r) FROM records").fetchall()[0][0]
+            if outer:
+                df = con.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(select) or 'r'} FROM records)").pl()
+            else:
+                df = pl.DataFrame({"__empty": [None] * con.execute("SELECT count(*) FROM records").fetchall()[0][0]})
+        except duckdb.Error as exc:
+            what = "JSON Lines" if fmt == "jsonl" else "JSON"
+            raise UnreadableFile(f"malformed {what}: {str(exc).splitlines()[0]}") from None
+    native_cols = [c for c in df.columns if c.endswith(NATIVE_SUFFIX)]
+    # A companion column only where some value was a JSON number.
+    empty = [c for c in native_cols if df[c].null_count() == df.height]
+    df = df.drop(empty)
+    if "__empty" in df.columns:
+        df = df.drop("__empty")
+    present = _leaf_paths(json.loads(structure)) if structure else []
+    return SourceFrame(_with_row_numbers(df), {}, present=present, is_json=True)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def read_sources(path: Path, cfg: InsurerConfig, record_types: list[str]) -> dict[str, SourceFrame]:
+    """Each record type's source frame from one file (a workbook is opened once for all its sheets)."""
+    frames: dict[str, SourceFrame] = {}
+    workbook: Workbook | None = None
+    for rt in record_types:
+        spec = cfg.read_spec(rt)
+        match spec.format:
+            case "csv":
+                frames[rt] = read_csv(path, spec)
+            case "excel":
+                workbook = workbook or Workbook(path)
+                frames[rt] = workbook.sheet(spec.sheet, spec.header_row)
+            case "jsonl" | "json":
+                sources = cfg.sources(rt)
+                reduce = {}
+                for s in sources.values():
+                    for p in s.paths:
+                        if p is not None:
+                            reduce[p] = s.list_reduce
+                frames[rt] = read_json(path, spec, cfg.source_paths(rt), reduce, cfg.separator_for(rt))
+            case "parquet":
+                frames[rt] = read_parquet(path, cfg.separator_for(rt))
+            case other:
+                raise AssertionError(other)
+    return frames
+
+
+def read_source(path: Path, cfg: InsurerConfig, record_type: str) -> SourceFrame:
+    return read_sources(path, cfg, [record_type])[record_type]
+
+
+def path_segments(path: str) -> list:
+    """Segments of a configured path with every index as '[*]' (for matching against the file's leaves)."""
+    try:
+        return ["[*]" if isinstance(s, int) else s for s in parse_path(path)]
+    except ValueError:
+        return [path]
+
+
+def covers(configured: str, leaf: str) -> bool:
+    """Whether a configured path reads the file's leaf path (one is a prefix of the other, wildcards match)."""
+    a, b = path_segments(configured), path_segments(leaf)
+    for x, y in zip(a, b, strict=False):
+        if x == y or (x == "*" and y != "[*]") or (y == "*" and x != "[*]"):
+            continue
+        return False
+    return True
+
+
+__all__ = ["JSON_FORMATS", "SOURCE_ROW", "SourceFrame", "UnreadableFile", "covers", "read_source", "read_sources", "sniff"]

@@ -21,7 +21,7 @@ Only rows of admitted submissions (passed or released) flow into the dbt models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -217,6 +217,12 @@ def write_submission(
                 [meta.submission_id, batch.record_type, batch.delivered, batch.good.height, batch.quarantine.height],
             )
             _insert_controls(con, meta.submission_id, batch, manifest)
+            if batch.fields:
+                con.executemany(
+                    "INSERT INTO raw.submission_fields VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [[meta.submission_id, batch.record_type, f["field"], f["delivery"], f["source"], f["rows_accepted"],
+                      f["rows_with_value"]] for f in batch.fields],
+                )
         delivered = sum(b.delivered for b in batches)
         loaded = sum(b.good.height for b in batches)
         _insert_submission(con, meta, [b.record_type for b in batches], "loaded", None, warnings,
@@ -263,6 +269,37 @@ def reject_submission(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def rejected_under_other_mapping(con: duckdb.DuckDBPyConnection, submission_id: str, mapping_version: str) -> bool:
+    """A file rejected under an earlier version of the insurer's mapping (read again under the current one)."""
+    row = con.execute(
+        "SELECT mapping_version FROM raw.submissions WHERE submission_id = ? AND status = 'rejected'", [submission_id]
+    ).fetchall()
+    return bool(row) and row[0][0] != mapping_version
+
+
+def forget_rejection(con: duckdb.DuckDBPyConnection, submission_id: str, note: str, actor: str) -> str:
+    """Drop a rejected file's registry entry, so the next ingestion run reads the file again; logged.
+    Returns the landing file the retry will read."""
+    rows = con.execute(
+        "SELECT source_file, error FROM raw.submissions WHERE submission_id = ? AND status = 'rejected'", [submission_id]
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"{submission_id[:12]} is not a rejected file")
+    source_file, error = rows[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM raw.submissions WHERE submission_id = ?", [submission_id])
+        con.execute(
+            "INSERT INTO raw.submission_gate_log VALUES (?, ?, 'retry', ?, ?, ?)",
+            [submission_id, datetime.now(UTC).replace(tzinfo=None), [error or ""], actor, note],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return source_file
 
 
 def _insert_submission(con, meta, record_types, status, error, warnings, delivered, loaded, quarantined) -> None:
