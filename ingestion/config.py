@@ -505,7 +505,8 @@ def _semantic_problems(cfg: InsurerConfig, taxonomy: Taxonomy) -> list[tuple[str
             problems.append((f"quality.{key}", "not a decimal number"))
     if not _is_decimal(cfg.amount_multiplier):
         problems.append(("amount_multiplier", f"'{cfg.amount_multiplier}' is not a decimal number"))
-    return problems
+    problems += _separator_problems(cfg, "")
+    return list(dict.fromkeys(problems))
 
 
 def _is_decimal(value: str) -> bool:
@@ -538,8 +539,22 @@ def _read_problems(cfg: InsurerConfig, rt: str, read: ReadSpec, base: str) -> li
     return problems
 
 
+def _separator_problems(level, key: str) -> list[tuple[str, str]]:
+    problems = []
+    ds, ts = getattr(level, "decimal_separator", None), getattr(level, "thousands_separator", None)
+    if ds is not None and ds not in DECIMAL_SEPARATORS:
+        problems.append((f"{key}decimal_separator", f"must be one of {DECIMAL_SEPARATORS}, got {ds!r}"))
+    if ts is not None and ts not in THOUSANDS_SEPARATORS:
+        problems.append((f"{key}thousands_separator", f"must be one of {THOUSANDS_SEPARATORS}, got {ts!r}"))
+    return problems
+
+
 def _field_problems(cfg: InsurerConfig, rt: str, base: str) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
+    problems += _separator_problems(cfg.record_types[rt], f"{base}.")
+    for name, value in cfg.record_types[rt].columns.items():
+        if isinstance(value, FieldSpec):
+            problems += _separator_problems(value, f"{base}.columns.{name}.")
     fields = field_map(rt)
     read = cfg.read_spec(rt)
     for name, source in cfg.sources(rt).items():
@@ -563,15 +578,9 @@ def _field_problems(cfg: InsurerConfig, rt: str, base: str) -> list[tuple[str, s
             problems.append((key, "a sum's empty parts are rejected or counted as zero (nulls: reject | zero)"))
         if source.delivery == "concat" and source.nulls == "zero":
             problems.append((key, "a concat's empty parts are rejected or skipped (nulls: reject | skip)"))
-        if source.decimal_separator not in DECIMAL_SEPARATORS:
-            problems.append((key if cfg._spec(rt, name) else f"{base}.decimal_separator",
-                             f"decimal_separator must be one of {DECIMAL_SEPARATORS}, got {source.decimal_separator!r}"))
-        if source.thousands_separator not in THOUSANDS_SEPARATORS:
+        if source.thousands_separator == source.decimal_separator:
             problems.append((key if cfg._spec(rt, name) else f"{base}.thousands_separator",
-                             f"thousands_separator must be one of {THOUSANDS_SEPARATORS}, got {source.thousands_separator!r}"))
-        elif source.thousands_separator == source.decimal_separator:
-            problems.append((key if cfg._spec(rt, name) else f"{base}.thousands_separator",
-                             "the thousands and decimal separators must differ"))
+                             f"the thousands and decimal separators are both {source.decimal_separator!r}"))
         if f.kind == "date" and source.delivery != "parts":
             labels = [fmt for fmt in source.date_formats if is_month_label(fmt)]
             if labels and source.period_anchor is None:
@@ -645,16 +654,59 @@ def load_config(path: Path, taxonomy: Taxonomy | None = None) -> InsurerConfig:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        cfg = InsurerConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError("invalid mapping config\n" + "\n".join(_pydantic_lines(path, exc))) from None
-    problems = _semantic_problems(cfg, taxonomy)
-    if path.stem != cfg.insurer_id:
+    lines: list[str] = []
+    cfg = None
+    candidate = raw
+    # Every problem at once: after a structural error, the keys at fault are set aside and the rest is
+    # validated again, so the semantic problems of the remainder are reported too.
+    for _ in range(5):
+        try:
+            cfg = InsurerConfig.model_validate(candidate)
+            break
+        except ValidationError as exc:
+            for line in _pydantic_lines(path, exc):
+                if line not in lines:
+                    lines.append(line)
+            candidate = _without(candidate, [e["loc"] for e in exc.errors()])
+            if candidate is None:
+                break
+    problems = _semantic_problems(cfg, taxonomy) if cfg is not None else []
+    if cfg is not None and path.stem != cfg.insurer_id:
         problems.append(("insurer_id", f"'{cfg.insurer_id}' must equal the file name '{path.stem}'"))
-    if problems:
-        raise ConfigError("invalid mapping config\n" + "\n".join(f"{path}: {k}: {p}" for k, p in problems))
+    lines += [f"{path}: {k}: {p}" for k, p in problems]
+    if lines:
+        raise ConfigError("invalid mapping config\n" + "\n".join(lines))
+    assert cfg is not None
     return cfg
+
+
+def _without(raw: dict, locations: list[tuple]) -> dict | None:
+    """A copy of the raw config without the keys at the given error locations (None: nothing left to drop)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    dropped = False
+    for loc in locations:
+        loc = tuple(p for p in loc if p not in ("str", "FieldSpec"))
+        node = out
+        for part in loc[:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                node = None
+                break
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+            dropped = True
+        elif len(loc) >= 2:
+            # An error inside a value (a field spec): drop the whole entry.
+            parent = out
+            for part in loc[:-2]:
+                parent = parent.get(part) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and loc[-2] in parent:
+                del parent[loc[-2]]
+                dropped = True
+    return out if dropped else None
 
 
 def config_dir() -> Path:

@@ -216,7 +216,7 @@ def _code_map(cfg: InsurerConfig, rt: str, f: c.Field, taxonomy: Taxonomy) -> di
 @dataclass
 class _Derived:
     value: pl.Expr  # parsed canonical value (or null)
-    present: pl.Expr  # whether anything was delivered for the field in the row
+    text: pl.Expr  # the delivered text the value was parsed from (null: nothing delivered)
     reasons: list[pl.Expr]
 
 
@@ -231,6 +231,7 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
     # ---- the delivered text (or, for sums and date parts, the value itself)
     number: pl.Expr | None = None
     date: pl.Expr | None = None
+    present: pl.Expr | None = None  # anything delivered for the field (when it differs from the text)
     match src.delivery:
         case "not_delivered" | "not_mapped":
             text = pl.lit(None, dtype=pl.String)
@@ -245,6 +246,7 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
             some = pl.any_horizontal([p.is_not_null() for p in parts])
             every = pl.all_horizontal([p.is_not_null() for p in parts])
             joined = pl.concat_str(parts, separator=src.separator, ignore_nulls=True)
+            present = some
             if src.nulls == "skip":
                 text = pl.when(some).then(joined)
             else:
@@ -302,23 +304,25 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
                 decimal = number_text.cast(_DEC, strict=False)
             else:
                 number_text, decimal = None, number
+            # What a value must come out of: the text, or for a sum its complete parts (their own reasons cover the rest).
+            has_input = text.is_not_null() if number_text is not None else decimal.is_not_null()
             match f.kind:
                 case "money" | "revenue":
                     precision = c.REVENUE_PRECISION if f.kind == "revenue" else c.MONEY_PRECISION
                     multiplier = Decimal(src.multiplier)
                     scaled = decimal * pl.lit(multiplier, dtype=_DEC) if multiplier != 1 else decimal
                     value = scaled.round(c.MONEY_SCALE).cast(pl.Decimal(precision, c.MONEY_SCALE), strict=False)
-                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    reason(has_input & value.is_null(), c.REASON_INVALID_NUMBER)
                     reason(value < 0, c.REASON_NEGATIVE)
                 case "int":
                     value = _int_of(number_text) if number_text is not None else decimal.round(0).cast(pl.Int64, strict=False)
-                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    reason(has_input & value.is_null(), c.REASON_INVALID_NUMBER)
                     upper = 100 if name == "risk_assessment_score" else None
                     out_of_range = value < 0 if upper is None else (value < 0) | (value > upper)
                     reason(out_of_range, c.REASON_OUT_OF_RANGE)
                 case _:
                     value = decimal.cast(pl.Float64)
-                    reason(text.is_not_null() & value.is_null(), c.REASON_INVALID_NUMBER)
+                    reason(has_input & value.is_null(), c.REASON_INVALID_NUMBER)
                     reason(value < 0, c.REASON_OUT_OF_RANGE)
         case "bool":
             vmap = cfg.record_types[rt].value_maps.get(name)
@@ -343,10 +347,20 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
                 value = items
         case _:
             raise AssertionError(f.kind)
-    present = text.is_not_null()
     if f.required and src.delivery not in ("not_delivered",):
-        reasons.insert(0, pl.when(~present).then(pl.lit(f"{c.REASON_MISSING}:{name}")))
-    return _Derived(value, present, reasons)
+        missing = ~present if present is not None else text.is_null()
+        reasons.insert(0, pl.when(missing).then(pl.lit(f"{c.REASON_MISSING}:{name}")))
+    return _Derived(value, text, reasons)
+
+
+def delivered_texts(source: pl.DataFrame | SourceFrame, cfg: InsurerConfig, rt: str, taxonomy: Taxonomy) -> pl.DataFrame:
+    """Per row, the text each canonical field is parsed from (for `onboard check`'s per-field profile)."""
+    sf = as_source_frame(source)
+    sources = cfg.sources(rt)
+    return sf.frame.select(
+        pl.col(SOURCE_ROW),
+        *(_derive(f, sources[f.name], sf, cfg, rt, taxonomy).text.alias(f.name) for f in c.FIELDS[rt]),
+    )
 
 
 def _special_reasons(rt: str, taxonomy: Taxonomy) -> tuple[list[pl.Expr], list[pl.Expr]]:

@@ -302,6 +302,8 @@ def _flatten(df: pl.DataFrame, sep: str) -> tuple[pl.DataFrame, dict[str, str]]:
             native[name] = "bool"
         elif dtype == pl.Binary:
             col = col.bin.encode("hex")
+        elif isinstance(dtype, pl.Duration):
+            col = col.dt.to_string("iso")
         exprs.append(col.cast(pl.String).alias(name))
     return df.select(exprs), native
 

@@ -271,6 +271,31 @@ def reject_submission(
         raise
 
 
+def resolve_submission_id(con: duckdb.DuckDBPyConnection, prefix: str) -> str:
+    """The full submission id for an id or an unambiguous prefix of at least 8 characters (any status)."""
+    if len(prefix) < 8:
+        raise ValueError("give at least 8 characters of the submission id")
+    matches = [r[0] for r in con.execute(
+        "SELECT submission_id FROM raw.submissions WHERE starts_with(submission_id, ?)", [prefix.lower()]
+    ).fetchall()]
+    if not matches:
+        raise ValueError(f"no submission with id {prefix}")
+    if len(matches) > 1:
+        raise ValueError(f"{prefix} is ambiguous: {len(matches)} submissions")
+    return matches[0]
+
+
+def rejected_files(con: duckdb.DuckDBPyConnection, insurer_id: str | None = None) -> list[dict]:
+    """Files rejected unread (cannot be read, wrong format, no matching layout), with their error."""
+    rows = con.execute(
+        "SELECT submission_id, insurer_id, source_file, error, mapping_version, ingested_at FROM raw.submissions "
+        "WHERE status = 'rejected' AND (? IS NULL OR insurer_id = ?) ORDER BY insurer_id, ingested_at, source_file",
+        [insurer_id, insurer_id],
+    ).fetchall()
+    keys = ("submission_id", "insurer_id", "source_file", "error", "mapping_version", "ingested_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
 def rejected_under_other_mapping(con: duckdb.DuckDBPyConnection, submission_id: str, mapping_version: str) -> bool:
     """A file rejected under an earlier version of the insurer's mapping (read again under the current one)."""
     row = con.execute(

@@ -67,3 +67,17 @@ def test_onboarding_is_a_config_file(tmp_path):
     config = load_config(write_variant(tmp_path, rename))
     assert config.record_types_for_file("claims_202401.csv") == ["claim_valuation"]
     assert config.record_types_for_file("readme.txt") == []
+
+
+def test_the_onboarding_guide_documents_every_option_of_the_config_model():
+    """docs/onboarding.md's reference is generated from the model: regenerate it when a key changes."""
+    from ingestion.config import DateParts, FieldSpec, InsurerConfig, QualityConfig, RecordTypeConfig
+    from ingestion.config_reference import BEGIN, END, generate
+
+    guide = (Path(__file__).parents[1] / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    section = guide[guide.index(BEGIN): guide.index(END) + len(END)] + "\n"
+    assert section == generate(), "run: python -m ingestion.config_reference --write docs/onboarding.md"
+    for model in (InsurerConfig, RecordTypeConfig, FieldSpec, DateParts, QualityConfig):
+        for key, info in model.model_fields.items():
+            assert f"| `{key}` |" in section, f"{model.__name__}.{key} is not documented"
+            assert info.description, f"{model.__name__}.{key} has no description"

@@ -80,6 +80,26 @@ def build_ingestion_asset(cfg: InsurerConfig) -> dg.AssetsDefinition:
     return _ingest
 
 
+def build_disabled_asset(insurer_id: str, config_error: str) -> dg.AssetsDefinition:
+    """The asset of an insurer whose config is invalid: it reads nothing and reports why (its `config` check
+    fails), so the insurer's files wait in the landing zone while every other insurer runs."""
+
+    @dg.asset(
+        key=asset_key(insurer_id),
+        group_name=GROUP,
+        kinds={"polars", "duckdb"},
+        description=f"DISABLED: the mapping config of {insurer_id} is invalid, so its files are not read.\n\n{config_error}",
+        metadata={"insurer_id": insurer_id, "disabled": True},
+        tags={"insurer": insurer_id},
+    )
+    def _disabled(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        context.log.error(f"{insurer_id} is disabled, its files are not read: {config_error}")
+        return dg.MaterializeResult(metadata={"disabled": True, "config_error": dg.MetadataValue.md(
+            "```\n" + config_error + "\n```"), "files_loaded": 0})
+
+    return _disabled
+
+
 # Raw-zone tables every insurer's ingestion writes into; dbt declares them as sources.
 RAW_TABLES = {
     "policies": "Canonical policy terms of every insurer (every delivered version).",

@@ -66,6 +66,24 @@ def build_gate_check(cfg: InsurerConfig) -> dg.AssetChecksDefinition:
     return _gate
 
 
+CONFIG_CHECK = "config"
+
+
+def build_config_check(insurer_id: str, config_error: str) -> dg.AssetChecksDefinition:
+    """Fails (ERROR) on the asset of an insurer whose mapping config is invalid, with every problem."""
+
+    @dg.asset_check(
+        asset=asset_key(insurer_id),
+        name=CONFIG_CHECK,
+        description=f"The mapping config of {insurer_id} validates (ingestion/config.py).",
+    )
+    def _config(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                   description=f"invalid mapping config: the insurer is disabled\n{config_error}")
+
+    return _config
+
+
 class ReviewConfig(dg.Config):
     submission_id: str  # the id or an unambiguous prefix (≥ 8 characters)
     action: str  # release | reject
