@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_ingestion.py --target-rows 1000000
 
-Generates a sample of about TARGET claim-valuation rows across the five layouts (into
-benchmarks/output/ by default), then ingests each insurer in its own process, so each
-layout's peak RSS is its own, and prints rows/s and peak memory per layout.
+Generates a sample of about TARGET claim-valuation rows across the layouts of the sample market
+(every insurer with a config and a sample profile; into benchmarks/output/ by default), then
+ingests each insurer in its own process, so each layout's peak RSS is its own, and prints rows/s
+and peak memory per layout.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ def child(insurer_id: str, data_dir: Path) -> None:
     seconds = time.perf_counter() - started
     con.close()
     landing_bytes = sum(p.stat().st_size for p in (data_dir / "landing" / insurer_id).rglob("*") if p.is_file())
+    layouts = []
+    for rt in cfg.record_types:
+        spec = cfg.read_spec(rt)
+        layout = spec.format + (f" ({spec.encoding})" if spec.format == "csv" else "")
+        if layout not in layouts:
+            layouts.append(layout)
     print(json.dumps({
         "insurer_id": insurer_id,
-        "format": cfg.format + (f" ({cfg.encoding})" if cfg.format == "csv" else ""),
+        "format": ", ".join(layouts),
         "files": len(summary.outcomes),
         "rows": summary.rows_loaded + summary.rows_quarantined,
         "seconds": seconds,
@@ -68,8 +75,8 @@ def main() -> None:
 
     from cyberclaims.sample.generate import generate_sample
     from cyberclaims.sample.market import params_for_target_rows
+    from cyberclaims.sample.profiles import sample_insurers
     from cyberclaims.sample.render import DefectRates
-    from ingestion.config import load_all_configs
 
     data_dir: Path = args.data_dir
     if not (args.reuse and (data_dir / "landing").exists()):
@@ -85,20 +92,20 @@ def main() -> None:
         db.unlink()
     env = dict(os.environ)
     results = []
-    for insurer_id in sorted(load_all_configs()):
+    for insurer_id in sample_insurers():
         out = subprocess.run(
             [sys.executable, __file__, "--child", insurer_id, "--data-dir", str(data_dir)],
             env=env, capture_output=True, text=True, check=True,
         )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print()
-    print(f"{'insurer':16s} {'layout':18s} {'files':>5s} {'rows':>10s} {'MB in':>7s} {'seconds':>8s} {'rows/s':>9s} {'peak RSS MB':>11s}")
+    print(f"{'insurer':16s} {'layout':30s} {'files':>5s} {'rows':>10s} {'MB in':>7s} {'seconds':>8s} {'rows/s':>9s} {'peak RSS MB':>11s}")
     for r in results:
-        print(f"{r['insurer_id']:16s} {r['format']:18s} {r['files']:>5d} {r['rows']:>10,} {r['landing_mb']:>7.1f} "
+        print(f"{r['insurer_id']:16s} {r['format']:30s} {r['files']:>5d} {r['rows']:>10,} {r['landing_mb']:>7.1f} "
               f"{r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} {r['peak_rss_mb']:>11.0f}")
     rows = sum(r["rows"] for r in results)
     seconds = sum(r["seconds"] for r in results)
-    print(f"{'all':16s} {'':18s} {sum(r['files'] for r in results):>5d} {rows:>10,} "
+    print(f"{'all':16s} {'':30s} {sum(r['files'] for r in results):>5d} {rows:>10,} "
           f"{sum(r['landing_mb'] for r in results):>7.1f} {seconds:>8.1f} {rows / seconds:>9,.0f} "
           f"{max(r['peak_rss_mb'] for r in results):>11.0f}")
     (data_dir / "results.json").write_text(json.dumps(results, indent=2))

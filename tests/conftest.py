@@ -1,4 +1,9 @@
-"""Shared fixtures: one generated sample, ingested once through Dagster into a real DuckDB file."""
+"""Shared fixtures: one generated sample, ingested once through Dagster into a real DuckDB file.
+
+The sample market holds the insurers that have both a valid mapping config and a sample profile
+(`cyberclaims.sample.profiles`); tests that need generated files select those insurers, so a config
+without a profile never breaks the suite.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ import pytest
 
 from cyberclaims.sample.generate import generate_sample
 from cyberclaims.sample.market import MarketParams
+from cyberclaims.sample.profiles import sample_market
 from cyberclaims.sample.render import DefectRates
 from ingestion import warehouse
-from ingestion.config import load_all_configs
 from ingestion.pseudonymize import Pseudonymizer
 from orchestration.defs.ingestion import build_defs
 from orchestration.defs.resources import LandingZoneResource, PseudonymizationResource, WarehouseResource
@@ -40,7 +45,7 @@ class IngestedSample:
         """Files the submission gate must hold, derived from the truth and the configs' thresholds:
         the planted manifest mismatches, and files where a record type's share of defective rows
         exceeds the insurer's max_quarantine_share (assessed from min_rows_for_shares rows)."""
-        configs = load_all_configs()
+        configs = sample_market().configs
         files = self.truth("files")
         held = set(files.filter(pl.col("expected_gate") == "held")["source_file"])
         for rt in ("policy", "incident", "claim_valuation"):
@@ -107,7 +112,7 @@ def sample(tmp_path_factory) -> IngestedSample:
     data_dir = tmp_path_factory.mktemp("data")
     # Small market, defect rates high enough that every defect hits every insurer and record type.
     params = MarketParams(seed=7, n_insureds=1000, first_month="2022-01", last_month="2024-12")
-    summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)), load_all_configs())
+    summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)))
     database = data_dir / "warehouse" / "test.duckdb"
     resources = make_resources(data_dir, database)
     result = dg.materialize(all_assets(), resources=resources)

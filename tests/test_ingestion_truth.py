@@ -1,16 +1,25 @@
-"""Every insurer layout, end to end: what the warehouse holds equals the generator's truth."""
+"""Every insurer layout, end to end: what the warehouse holds equals the generator's truth.
+
+The insurers are those of the sample market (a valid config and a sample profile each), so every
+layout the sample writes is checked and a config without a profile changes nothing here.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import polars as pl
 import pytest
 
+from cyberclaims.sample.market import MarketParams, simulate_market
+from cyberclaims.sample.profiles import PROFILES_FILE, load_profiles, sample_market
 from cyberclaims.sample.render import EXPECTED_REASON
 from ingestion import contract as c
-from ingestion.config import load_all_configs
+from ingestion.config import JSON_FORMATS, is_month_label
 from ingestion.pseudonymize import normalize_identifier
+from ingestion.readers import read_sources
 
-CONFIGS = load_all_configs()
+CONFIGS = sample_market().configs
 INSURERS = sorted(CONFIGS)
 
 
@@ -42,6 +51,13 @@ def expected_frame(truth: pl.DataFrame, rt: str, pseudonymizer, delivered: froze
         else:
             exprs.append(col)
     return good.select(exprs)
+
+
+def test_the_sample_holds_every_insurer_of_the_sample_market(sample):
+    assert sample.summary["insurers"] == INSURERS
+    assert sorted(p.name for p in sample.landing.iterdir()) == INSURERS
+    for rt in c.RECORD_TYPES:
+        assert sorted(sample.truth(rt)["insurer_id"].unique()) == INSURERS
 
 
 @pytest.mark.parametrize("rt", c.RECORD_TYPES)
@@ -159,3 +175,104 @@ def test_landing_files_all_accounted_for(sample):
     # (a resubmitted file loads nothing, so its manifest copy is not read again).
     assert manifests and {m.removesuffix(".manifest.json") for m in manifests} <= set(delivered)
     assert recorded <= manifests and len(recorded) >= len(manifests) - 5
+
+
+def _parses(value: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("insurer", INSURERS)
+def test_the_sample_exercises_the_variants_its_layout_states(sample, insurer):
+    """What the truth test proves holds for every variant the config allows, not only the first: every date
+    format of a text date, partial dates, blank parts of a sum, grouped digits and stripped symbols, each
+    source of a coalesce. Read from the delivered files as the insurer wrote them (source text)."""
+    cfg = CONFIGS[insurer]
+    files = sample.truth("files").filter(
+        (pl.col("insurer_id") == insurer) & pl.col("kind").is_in(["regular", "extra_column", "manifest_mismatch"]))
+    frames: dict[str, list[pl.DataFrame]] = {}
+    for source_file in files["source_file"]:
+        path = sample.landing / source_file
+        for rt, sf in read_sources(path, cfg, cfg.record_types_for_file(path.name)).items():
+            frames.setdefault(rt, []).append(sf.frame)
+    expected, seen = [], []
+    for rt, parts in frames.items():
+        frame = pl.concat(parts, how="diagonal_relaxed")
+        fmt = cfg.read_spec(rt).format
+        for name, src in cfg.sources(rt).items():
+            kind = c.field_map(rt)[name].kind
+            text_date = fmt in ("csv", *JSON_FORMATS) or all(is_month_label(f) for f in src.date_formats)
+            if kind == "date" and src.delivery == "column" and text_date and len(src.date_formats) > 1:
+                values = frame[src.paths[0]].drop_nulls().to_list()
+                for f in src.date_formats:
+                    expected.append(f"{rt}.{name} in {f}")
+                    if any(_parses(v, f) for v in values):
+                        seen.append(expected[-1])
+            if src.delivery == "parts" and src.partial_dates != "reject" and None not in src.paths:
+                year, _, day = (frame[p] for p in src.paths)
+                expected.append(f"{rt}.{name} without a day")
+                if (year.is_not_null() & day.is_null()).any():
+                    seen.append(expected[-1])
+            if src.delivery == "sum" and src.nulls == "zero":
+                parts_present = frame.select(pl.col(p).is_not_null() for p in src.paths)
+                expected.append(f"{rt}.{name} with a blank part")
+                if parts_present.select(pl.any_horizontal(pl.all()) & ~pl.all_horizontal(pl.all())).to_series().any():
+                    seen.append(expected[-1])
+            if src.delivery == "coalesce":
+                expected.append(f"{rt}.{name} from several sources")
+                if sum(frame[p].is_not_null().any() for p in src.paths) > 1:
+                    seen.append(expected[-1])
+            if fmt == "csv" and kind in ("money", "revenue") and src.delivery == "column":
+                raw = frame[src.paths[0]].drop_nulls()
+                spec = cfg.record_types[rt].columns[name]
+                stated_ts = any(getattr(level, "thousands_separator", None) is not None
+                                for level in (spec, cfg.record_types[rt], cfg) if not isinstance(level, str))
+                if stated_ts:
+                    expected.append(f"{rt}.{name} with grouped digits")
+                    if raw.str.contains(src.thousands_separator, literal=True).any():
+                        seen.append(expected[-1])
+                for token in src.strip:
+                    expected.append(f"{rt}.{name} with {token}")
+                    if raw.str.contains(token, literal=True).any():
+                        seen.append(expected[-1])
+    assert seen == expected
+
+
+# --------------------------------------------------------------------------- the sample market follows the configs
+
+SMALL = MarketParams(seed=11, n_insureds=400, first_month="2023-01", last_month="2023-12")
+
+
+def test_a_config_without_a_sample_profile_is_not_in_the_sample_market():
+    profiles = load_profiles()
+    newcomer = next(iter(CONFIGS.values())).model_copy(update={"insurer_id": "newcomer_ins"})
+    market = sample_market({**CONFIGS, "newcomer_ins": newcomer}, profiles)
+    assert market.insurer_ids == [i for i in profiles if i in CONFIGS]
+    assert market.left_out["newcomer_ins"] == "no sample profile"
+    truth = simulate_market(SMALL, market.profiles)
+    assert set(truth["policy"]["insurer_id"]) == set(market.insurer_ids)
+
+
+def test_the_market_is_simulated_for_the_profiles_given_with_their_currencies():
+    profiles = list(load_profiles().values())[-2:]
+    truth = simulate_market(SMALL, profiles)
+    assert truth["policy"].equals(simulate_market(SMALL, profiles)["policy"]), "seeded: equal params, equal market"
+    for p in profiles:
+        policies = truth["policy"].filter(pl.col("insurer_id") == p.insurer_id)
+        assert set(policies["currency"]) == set(p.currencies)
+        claims = truth["claim_valuation"].filter(pl.col("insurer_id") == p.insurer_id)
+        assert set(claims["currency"]) <= set(p.currencies)
+    # Co-insurance still links the two insurers of a two-insurer market.
+    assert truth["insured"]["co_insurer"].drop_nulls().len() > 0
+
+
+def test_an_invalid_profile_names_the_insurer_the_key_and_the_problem(tmp_path):
+    text = PROFILES_FILE.read_text(encoding="utf-8").replace("currencies: {EUR: 1.0}", "currencies: {EUR: 0.5}")
+    path = tmp_path / "profiles.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        load_profiles(path)
+    assert str(path) in str(err.value) and "lindenhof_eu" in str(err.value) and "add up to 1" in str(err.value)

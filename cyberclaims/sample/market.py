@@ -1,4 +1,4 @@
-"""Simulated cyber-insurance market: the canonical truth five fictitious insurers would report.
+"""Simulated cyber-insurance market: the canonical truth fictitious insurers would report.
 
 The simulator draws insured companies, their annual policy terms (renewals, new business,
 co-insured risks written by two insurers), incidents (attritional Poisson events plus a few
@@ -10,12 +10,16 @@ sectors, products, events). All randomness comes from one PCG64 generator seeded
 `MarketParams.seed`, consumed in a fixed order, so equal params give identical frames.
 Codes are checked against the taxonomy seeds when the reference data is loaded, so a seed
 change that drops a code the simulator uses fails loudly instead of producing bad truth.
+
+The insurers of the market come from their sample profiles (`cyberclaims.sample.profiles`: market
+share, home provinces, currencies, number patterns, language of free text); by default those that
+also have a valid mapping config.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import NamedTuple
@@ -24,14 +28,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from cyberclaims.sample.profiles import SampleProfile, sample_market
 from ingestion.contract import FIELDS, MONEY_PRECISION, MONEY_SCALE, REVENUE_PRECISION
 from ingestion.taxonomy import read_seed
-
-INSURERS = ("dongfang_pc", "changjiang_ins", "huanan_general", "pearl_river_hk", "tianfu_digital")
-_INSURER_SHARE = (0.30, 0.25, 0.20, 0.15, 0.10)
-_PEARL = INSURERS.index("pearl_river_hk")
-_CURRENCIES = ("CNY", "HKD", "USD")
-_CNY, _HKD, _USD = range(3)
 
 
 @dataclass(frozen=True)
@@ -126,14 +125,6 @@ _PROVINCES = {
     "64": (0.3, (("01", "银川"),)), "65": (0.6, (("01", "乌鲁木齐"),)),
 }
 _NON_MAINLAND = {"71", "81", "82"}
-# Regional insurers write more business near home.
-_HOME_BIAS = {
-    "dongfang_pc": {"31": 2.0},
-    "changjiang_ins": {"42": 3.0, "32": 1.5, "31": 1.5},
-    "huanan_general": {"44": 2.0, "35": 2.0, "45": 2.0},
-    "pearl_river_hk": {"44": 6.0},
-    "tianfu_digital": {"51": 5.0, "50": 3.0},
-}
 
 _NAME_FIRST = "云华恒正天博瑞星中汇金安宏新德鼎海卓思明聚青远嘉启信达通和泰"
 _NAME_SECOND = "启信通源成睿达河科智盾远元润盛纳越道力峰联创安宇航腾辉"
@@ -333,16 +324,6 @@ _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN_NAMES = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
                 "秀英", "华", "平", "刚", "桂英", "建国", "志强")
 
-_NUMBER_PATTERNS = {
-    "dongfang_pc": {"policy": "DF{yyyy}P{seq:6}", "incident": "DF{yyyy}I{seq:6}", "claim": "DF{yyyy}C{seq:6}"},
-    "changjiang_ins": {"policy": "CJ-{yyyy}-CY-{seq:7}", "incident": "CJ-INC-{yyyy}-{seq:7}",
-                       "claim": "CJ-CLM-{yyyy}-{seq:7}"},
-    "huanan_general": {"policy": "HNCY{yy}{seq:7}", "incident": "HNBA{yy}{seq:7}", "claim": "HNPA{yy}{seq:7}"},
-    "pearl_river_hk": {"policy": "PRH/CY/{yyyy}/{seq:5}", "incident": "PRH/INC/{yyyy}/{seq:5}",
-                       "claim": "PRH/CLM/{yyyy}/{seq:5}"},
-    "tianfu_digital": {"policy": "TFD{seq:9}", "incident": "TFD-I-{seq:9}", "claim": "TFD-C-{seq:9}"},
-}
-
 _PROBE_INSUREDS = 20_000
 # params_for_target_rows grows the book up to this size, then raises frequency instead, which keeps
 # the policy-level frames (the memory-hungry part) bounded for benchmark-sized targets.
@@ -363,8 +344,9 @@ class _Reference:
     incident_types: tuple[str, ...]
     attack_vectors: tuple[str, ...]
     data_types: tuple[str, ...]
+    currencies: tuple[str, ...]  # tax_currency seed order
     fx_first_month: int
-    fx: np.ndarray  # [currency in _CURRENCIES order, month - fx_first_month] → yuan per unit
+    fx: np.ndarray  # [currency in seed order, month - fx_first_month] → yuan per unit
 
 
 def _seed_codes(name: str, column: str) -> tuple[str, ...]:
@@ -407,18 +389,18 @@ def _reference() -> _Reference:
     _require("attack vectors", {v for p in _INCIDENT_PROFILE.values() for v in p.vectors}, set(attack_vectors))
     _require("data types", {*_DATA_TYPE_PROBABILITY, _NO_DATA}, set(data_types))
     _require("claim statuses", set(_STATUS), set(statuses))
-    _require("currencies", set(_CURRENCIES), set(_seed_codes("tax_currency", "currency")) - {"EUR"})
+    currencies = _seed_codes("tax_currency", "currency")
     for event in _EVENTS:
         if event.incident_type not in incident_types or event.attack_vector not in attack_vectors:
             raise ValueError(f"systemic event {event.ref} uses unknown codes")
 
-    fx_rows = [r for r in read_seed("fx_rates_monthly") if r["currency"] in _CURRENCIES]
+    fx_rows = [r for r in read_seed("fx_rates_monthly") if r["currency"] in currencies]
     months = sorted({_month_index(r["rate_month"][:7]) for r in fx_rows})
     if months != list(range(months[0], months[-1] + 1)):
         raise ValueError("fx_rates_monthly.csv has gaps")
-    fx = np.full((len(_CURRENCIES), len(months)), np.nan)
+    fx = np.full((len(currencies), len(months)), np.nan)
     for r in fx_rows:
-        fx[_CURRENCIES.index(r["currency"]), _month_index(r["rate_month"][:7]) - months[0]] = float(r["cny_per_unit"])
+        fx[currencies.index(r["currency"]), _month_index(r["rate_month"][:7]) - months[0]] = float(r["cny_per_unit"])
     if np.isnan(fx).any():
         raise ValueError("fx_rates_monthly.csv lacks a rate for some month and currency")
 
@@ -427,8 +409,58 @@ def _reference() -> _Reference:
         is_pilot=np.array([s in pilot for s in sectors]),
         sector_divisions=tuple(np.array(divisions[s], dtype=np.int64) for s in sectors),
         products=products, sections=sections, incident_types=incident_types, attack_vectors=attack_vectors,
-        data_types=data_types, fx_first_month=months[0], fx=fx,
+        data_types=data_types, currencies=currencies, fx_first_month=months[0], fx=fx,
     )
+
+
+# --------------------------------------------------------------------------- the insurers
+
+
+@dataclass(frozen=True)
+class _Market:
+    """The insurers of the simulated market, from their sample profiles; arrays are indexed by insurer."""
+
+    ids: tuple[str, ...]
+    share: np.ndarray
+    city_weight: np.ndarray  # [insurer, city]
+    # per insurer: (currency indexes into ref.currencies, cumulative shares)
+    currencies: tuple[tuple[np.ndarray, np.ndarray], ...]
+    numbers: tuple[dict[str, str], ...]  # per insurer: kind (policy / incident / claim) → number pattern
+    english: np.ndarray  # free text in English (else Chinese)
+
+    @classmethod
+    def of(cls, profiles: Sequence[SampleProfile], ref: _Reference) -> _Market:
+        if not profiles:
+            raise ValueError("no insurer has both a valid mapping config and a sample profile")
+        ids = tuple(p.insurer_id for p in profiles)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"insurers given twice: {ids}")
+        for p in profiles:
+            unknown = sorted(set(p.home_provinces) - set(_PROVINCES))
+            if unknown:
+                raise ValueError(f"{p.insurer_id}: home provinces {unknown} have no simulated cities")
+        currencies = []
+        for p in profiles:
+            codes = np.array([ref.currencies.index(c) for c in p.currencies], dtype=np.int64)
+            cdf = np.cumsum(list(p.currencies.values()))
+            currencies.append((codes, cdf / cdf[-1]))
+        return cls(
+            ids=ids,
+            share=np.array([p.market_share for p in profiles], dtype=np.float64),
+            city_weight=np.array([[_PROVINCES[prov][0] / len(_PROVINCES[prov][1]) * p.home_provinces.get(prov, 1.0)
+                                   for prov, _, _ in _CITIES] for p in profiles]),
+            currencies=tuple(currencies),
+            numbers=tuple(p.numbers.model_dump() for p in profiles),
+            english=np.array([p.language == "en" for p in profiles]),
+        )
+
+    def currency_of(self, insurer: np.ndarray, draw: np.ndarray) -> np.ndarray:
+        """The currency (index into ref.currencies) of each policy: its insurer's currency shares at the draw."""
+        out = np.empty(len(insurer), dtype=np.int64)
+        for k, (codes, cdf) in enumerate(self.currencies):
+            members = insurer == k
+            out[members] = codes[np.minimum(np.searchsorted(cdf, draw[members], side="right"), len(codes) - 1)]
+        return out
 
 
 
@@ -552,7 +584,7 @@ class _Insureds:
     limit: np.ndarray  # yuan
     co_limit: np.ndarray  # yuan, the co-insurer's limit
     deductible: np.ndarray  # yuan
-    foreign_currency: np.ndarray  # currency of a policy written by pearl_river_hk
+    currency_draw: np.ndarray  # uniform draw that picks a policy's currency from its insurer's currency shares
     standalone: np.ndarray
     pilot_year: np.ndarray  # 0 outside the pilot
     name_parts: np.ndarray  # [n, 4]: first syllable, second syllable, business word, legal form
@@ -561,16 +593,15 @@ class _Insureds:
 _CITIES = tuple((prov, code, name) for prov, (_, cities) in _PROVINCES.items() for code, name in cities)
 
 
-def _draw_insureds(rng: np.random.Generator, p: MarketParams, ref: _Reference, win: _Window) -> _Insureds:
+def _draw_insureds(rng: np.random.Generator, p: MarketParams, ref: _Reference, win: _Window,
+                   mk: _Market) -> _Insureds:
     n = p.n_insureds
     n_sectors = len(ref.sectors)
     profile = np.array([_SECTOR_PROFILE[s] for s in ref.sectors])
     sector = _choice(rng, profile[:, 0], n)
-    insurer = _choice(rng, np.array(_INSURER_SHARE), n)
+    insurer = _choice(rng, mk.share, n)
 
-    city_weight = np.array([[_PROVINCES[prov][0] / len(_PROVINCES[prov][1]) * _HOME_BIAS[ins].get(prov, 1.0)
-                             for prov, _, _ in _CITIES] for ins in INSURERS])
-    city = _categorical(rng, city_weight, insurer)
+    city = _categorical(rng, mk.city_weight, insurer)
     city_prefix = np.array([int(prov + code) for prov, code, _ in _CITIES])
     region = city_prefix[city] * 100 + rng.integers(1, 10, n)
 
@@ -599,8 +630,11 @@ def _draw_insureds(rng: np.random.Generator, p: MarketParams, ref: _Reference, w
     renewals_until_lapse = rng.geometric(1 - _RENEWAL_RATE, n)
     n_terms = np.minimum(renewals_until_lapse, (win.last_month - start_month) // 12 + 1)
 
+    # A co-insurer is any other insurer of the market (none in a market of one).
     co_insured = rng.random(n) < _CO_INSURED_SHARE
-    co_insurer = np.where(co_insured, (insurer + rng.integers(1, len(INSURERS), n)) % len(INSURERS), -1)
+    n_insurers = len(mk.ids)
+    co_insurer = (np.where(co_insured, (insurer + rng.integers(1, n_insurers, n)) % n_insurers, -1)
+                  if n_insurers > 1 else np.full(n, -1, dtype=np.int64))
 
     product_weight = np.tile(_weights({k: v[0] for k, v in _PRODUCTS.items()}, ref.products), (n_sectors, 1))
     tech = [ref.products.index(c) for c in ("it_product_liability", "security_product", "security_services_pl")]
@@ -627,7 +661,7 @@ def _draw_insureds(rng: np.random.Generator, p: MarketParams, ref: _Reference, w
     co_limit = _LIMIT_LADDER[limit_index()]
     deductible = np.where(rng.random(n) < 0.1, 0.0,
                           np.round(limit * _DEDUCTIBLE_SHARE[rng.integers(0, len(_DEDUCTIBLE_SHARE), n)], -3))
-    foreign_currency = np.where(rng.random(n) < 0.6, _HKD, _USD)
+    currency_draw = rng.random(n)
     standalone = rng.random(n) < 0.9
     in_pilot = ref.is_pilot[sector] & (rng.random(n) < _PILOT_SHARE)
     pilot_year = np.where(in_pilot, np.where(rng.random(n) < 0.4, 2023, 2024), 0)
@@ -641,7 +675,7 @@ def _draw_insureds(rng: np.random.Generator, p: MarketParams, ref: _Reference, w
         sector=sector, city=city, region=region, industry=industry, revenue=revenue, employees=employees,
         score=score, score_missing=score_missing, frequency=frequency, insurer=insurer, co_insurer=co_insurer,
         start_month=start_month, start_day=start_day, n_terms=n_terms, product=product, sections=sections,
-        limit=limit, co_limit=co_limit, deductible=deductible, foreign_currency=foreign_currency,
+        limit=limit, co_limit=co_limit, deductible=deductible, currency_draw=currency_draw,
         standalone=standalone, pilot_year=pilot_year, name_parts=name_parts,
     )
 
@@ -663,7 +697,8 @@ class _Policies:
     is_lead: np.ndarray
 
 
-def _draw_policies(rng: np.random.Generator, ref: _Reference, ins: _Insureds, win: _Window) -> _Policies:
+def _draw_policies(rng: np.random.Generator, ref: _Reference, ins: _Insureds, win: _Window,
+                   mk: _Market) -> _Policies:
     """Lead terms of every insured plus the co-insurers' concurrent terms, ordered by insurer, inception, insured."""
     insured, term = _group_offsets(ins.n_terms)
     inception_month = ins.start_month[insured] + 12 * term
@@ -698,7 +733,7 @@ def _draw_policies(rng: np.random.Generator, ref: _Reference, ins: _Insureds, wi
         insured=insured_all[order], insurer=insurer[order], term=term_all[order],
         inception=inception[all_rows][order], expiry=expiry[all_rows][order], limit=limit[order],
         premium=np.round(premium)[order],
-        currency=np.where(insurer == _PEARL, ins.foreign_currency[insured_all], _CNY)[order],
+        currency=mk.currency_of(insurer, ins.currency_draw[insured_all])[order],
         co_policy=co_policy[order], is_lead=is_lead[order],
     )
 
@@ -1078,13 +1113,13 @@ def _bits(codes: tuple[str, ...]) -> Callable[[int], list[str]]:
     return lambda mask: [c for i, c in enumerate(codes) if mask >> i & 1]
 
 
-def _render_numbers(kind: str, insurer: np.ndarray, year: np.ndarray, seq: np.ndarray) -> pl.Series:
+def _render_numbers(mk: _Market, kind: str, insurer: np.ndarray, year: np.ndarray, seq: np.ndarray) -> pl.Series:
     order = np.argsort(insurer, kind="stable")
-    bounds = np.searchsorted(insurer[order], np.arange(len(INSURERS) + 1))
+    bounds = np.searchsorted(insurer[order], np.arange(len(mk.ids) + 1))
     frame = pl.DataFrame({"year": year[order], "seq": seq[order]})
     rendered = pl.concat([
-        frame.slice(lo, hi - lo).select(_pattern_expr(_NUMBER_PATTERNS[insurer_id][kind])).to_series()
-        for insurer_id, lo, hi in zip(INSURERS, bounds[:-1], bounds[1:], strict=True)
+        frame.slice(lo, hi - lo).select(_pattern_expr(patterns[kind])).to_series()
+        for patterns, lo, hi in zip(mk.numbers, bounds[:-1], bounds[1:], strict=True)
     ])
     return rendered.gather(np.argsort(order)).alias(kind)
 
@@ -1115,10 +1150,10 @@ def _insured_name(ins: _Insureds, ref: _Reference) -> pl.Series:
     ]).select(pl.concat_str(pl.all())).to_series()
 
 
-def _description(rng: np.random.Generator, ref: _Reference, inc: _Incidents, insurer: np.ndarray,
+def _description(rng: np.random.Generator, ref: _Reference, mk: _Market, inc: _Incidents, insurer: np.ndarray,
                  events: tuple[_Event, ...]) -> pl.Series:
     n = len(inc.policy)
-    english = (insurer == _PEARL).astype(np.int64)
+    english = mk.english[insurer].astype(np.int64)
     templates = [_DESCRIPTIONS[t][lang] for lang in (0, 1) for t in ref.incident_types]
     contact = rng.random(n) < _CONTACT_SHARE
     phone = 10_000_000_000 + rng.integers(3, 10, n) * 1_000_000_000 + rng.integers(0, 1_000_000_000, n)
@@ -1139,7 +1174,7 @@ def _description(rng: np.random.Generator, ref: _Reference, inc: _Incidents, ins
     ).to_series()
 
 
-def _policy_frame(ref: _Reference, ins: _Insureds, pol: _Policies, numbers: pl.Series,
+def _policy_frame(ref: _Reference, mk: _Market, ins: _Insureds, pol: _Policies, numbers: pl.Series,
                   insured_id: pl.Series, insured_name: pl.Series) -> pl.DataFrame:
     who = pol.insured
     month = _month_of(pol.inception)
@@ -1153,7 +1188,7 @@ def _policy_frame(ref: _Reference, ins: _Insureds, pol: _Policies, numbers: pl.S
                                                          pl.lit("-"), pl.col("sector")))).to_series()
     score = ins.score[who]
     columns = {
-        "insurer_id": _codes(INSURERS, pol.insurer),
+        "insurer_id": _codes(mk.ids, pol.insurer),
         "submission_month": _dates(_month_start(month)),
         "policy_number": numbers,
         "insured_id": insured_id.gather(who),
@@ -1170,7 +1205,7 @@ def _policy_frame(ref: _Reference, ins: _Insureds, pol: _Policies, numbers: pl.S
         "limit_amount": _money(_to_cents(pol.limit, rate)),
         "deductible": _money(_to_cents(ins.deductible[who], rate)),
         "written_premium": _money(_to_cents(pol.premium, rate)),
-        "currency": _codes(_CURRENCIES, pol.currency),
+        "currency": _codes(ref.currencies, pol.currency),
         "is_standalone": pl.Series(ins.standalone[who]),
         "pilot_code": pilot_code,
         "risk_assessment_score": pl.Series(score, dtype=pl.Int64).set(pl.Series(ins.score_missing[who]), None),
@@ -1186,12 +1221,12 @@ def _cve_list(key: int) -> list[str]:
     return [names[first]] + ([names[second]] if second >= 0 else [])
 
 
-def _incident_frame(rng: np.random.Generator, ref: _Reference, inc: _Incidents, pol: _Policies,
+def _incident_frame(rng: np.random.Generator, ref: _Reference, mk: _Market, inc: _Incidents, pol: _Policies,
                     policy_numbers: pl.Series, incident_numbers: pl.Series, insured_id: pl.Series,
                     events: tuple[_Event, ...]) -> pl.DataFrame:
     insurer = pol.insurer[inc.policy]
     columns = {
-        "insurer_id": _codes(INSURERS, insurer),
+        "insurer_id": _codes(mk.ids, insurer),
         "submission_month": _dates(_month_start(_month_of(inc.reported))),
         "incident_number": incident_numbers,
         "policy_number": policy_numbers.gather(inc.policy),
@@ -1206,14 +1241,14 @@ def _incident_frame(rng: np.random.Generator, ref: _Reference, inc: _Incidents, 
         "records_affected": pl.Series(inc.records, dtype=pl.Int64).set(pl.Series(inc.records < 0), None),
         "data_types": _lists(inc.data_types, _bits(ref.data_types)),
         "downtime_hours": pl.Series(inc.downtime, dtype=pl.Float64).fill_nan(None),
-        "systemic_event_ref": _codes([e.ref for e in events], np.maximum(inc.event, 0)).set(
-            pl.Series(inc.event < 0), None),
-        "description": _description(rng, ref, inc, insurer, events),
+        # A trailing null entry for attritional incidents (event -1), so a window without events works too.
+        "systemic_event_ref": _codes([e.ref for e in events] + [None], np.where(inc.event >= 0, inc.event, len(events))),
+        "description": _description(rng, ref, mk, inc, insurer, events),
     }
     return _conform(columns, "incident")
 
 
-def _valuation_frame(rng: np.random.Generator, ref: _Reference, win: _Window, clm: _Claims,
+def _valuation_frame(rng: np.random.Generator, ref: _Reference, mk: _Market, win: _Window, clm: _Claims,
                      insurer: np.ndarray, currency: np.ndarray, policy: np.ndarray, claim_numbers: pl.Series,
                      incident_numbers: pl.Series, policy_numbers: pl.Series) -> pl.DataFrame:
     """Claims come ordered by insurer and claim number, so the developed rows are in frame order.
@@ -1230,7 +1265,7 @@ def _valuation_frame(rng: np.random.Generator, ref: _Reference, win: _Window, cl
         val = _develop(rng, ref, win, clm.take(slice(lo, hi)), currency[lo:hi])
         claim = val.claim + lo
         columns = {
-            "insurer_id": _codes(INSURERS, insurer[claim]),
+            "insurer_id": _codes(mk.ids, insurer[claim]),
             "submission_month": _dates(_month_start(val.month)),
             "claim_number": claim_numbers.gather(claim),
             "incident_number": incident_numbers.gather(clm.incident[claim]),
@@ -1244,7 +1279,7 @@ def _valuation_frame(rng: np.random.Generator, ref: _Reference, win: _Window, cl
             "paid_expense": _money(val.paid_expense),
             "case_reserve": _money(val.case_reserve),
             "recoveries": _money(val.recoveries),
-            "currency": _codes(_CURRENCIES, currency[claim]),
+            "currency": _codes(ref.currencies, currency[claim]),
             "reported_incurred": _money(val.paid_indemnity + val.paid_expense + val.case_reserve - val.recoveries),
         }
         parts.append(_conform(columns, "claim_valuation"))
@@ -1253,7 +1288,7 @@ def _valuation_frame(rng: np.random.Generator, ref: _Reference, win: _Window, cl
     return pl.concat(parts, rechunk=False)
 
 
-def _insured_frame(ref: _Reference, ins: _Insureds, pol: _Policies, insured_id: pl.Series,
+def _insured_frame(ref: _Reference, mk: _Market, ins: _Insureds, pol: _Policies, insured_id: pl.Series,
                    insured_name: pl.Series) -> pl.DataFrame:
     first_inception = _month_start(ins.start_month) + ins.start_day - 1
     return pl.DataFrame([
@@ -1267,8 +1302,8 @@ def _insured_frame(ref: _Reference, ins: _Insureds, pol: _Policies, insured_id: 
         pl.Series("risk_assessment_score", ins.score, dtype=pl.Int64),
         pl.Series("score_reported", ~ins.score_missing),
         pl.Series("annual_frequency", ins.frequency, dtype=pl.Float64),
-        _codes(INSURERS, ins.insurer).alias("lead_insurer"),
-        _codes(INSURERS, np.maximum(ins.co_insurer, 0)).set(pl.Series(ins.co_insurer < 0), None).alias("co_insurer"),
+        _codes(mk.ids, ins.insurer).alias("lead_insurer"),
+        _codes(mk.ids, np.maximum(ins.co_insurer, 0)).set(pl.Series(ins.co_insurer < 0), None).alias("co_insurer"),
         _dates(first_inception).alias("first_inception_date"),
         pl.Series("n_terms", ins.n_terms, dtype=pl.Int64),
         pl.Series("n_policies", np.bincount(pol.insured, minlength=len(ins.sector)), dtype=pl.Int64),
@@ -1299,6 +1334,7 @@ def _event_frame(events: tuple[_Event, ...], incidents: pl.DataFrame) -> pl.Data
 @dataclass
 class _Simulation:
     ref: _Reference
+    market: _Market
     win: _Window
     rng: np.random.Generator
     insureds: _Insureds
@@ -1307,21 +1343,25 @@ class _Simulation:
     claims: _Claims
 
 
-def _simulate(params: MarketParams) -> _Simulation:
+def _simulate(params: MarketParams, profiles: Sequence[SampleProfile] | None) -> _Simulation:
     if params.n_insureds < 1:
         raise ValueError("n_insureds must be positive")
     ref = _reference()
+    mk = _Market.of(sample_market().profiles if profiles is None else profiles, ref)
     win = _Window.of(params, ref)
     rng = np.random.Generator(np.random.PCG64(params.seed))
-    ins = _draw_insureds(rng, params, ref, win)
-    pol = _draw_policies(rng, ref, ins, win)
+    ins = _draw_insureds(rng, params, ref, win, mk)
+    pol = _draw_policies(rng, ref, ins, win, mk)
     inc = _draw_incidents(rng, params, ref, win, ins, pol)
     clm = _draw_claims(rng, ref, win, ins, pol, inc)
-    return _Simulation(ref, win, rng, ins, pol, inc, clm)
+    return _Simulation(ref, mk, win, rng, ins, pol, inc, clm)
 
 
-def simulate_market(params: MarketParams) -> dict[str, pl.DataFrame]:
+def simulate_market(params: MarketParams, profiles: Sequence[SampleProfile] | None = None) -> dict[str, pl.DataFrame]:
     """Returns {"policy": df, "incident": df, "claim_valuation": df, "insured": df, "systemic_event": df}.
+
+    The market's insurers are `profiles`, in that order (default: the sample profiles that have a valid
+    mapping config, `cyberclaims.sample.profiles.sample_market`); shares are renormalized over them.
 
     policy / incident / claim_valuation carry insurer_id, submission_month and every canonical
     field of `ingestion.contract` in clear, with the dtypes of `schema(record_type)`; amounts
@@ -1331,49 +1371,50 @@ def simulate_market(params: MarketParams) -> dict[str, pl.DataFrame]:
     as drawn; systemic events by start date. Numbers (policy/incident/claim) count up in that
     order within each insurer.
     """
-    sim = _simulate(params)
-    ref, win, rng, ins, pol, inc, clm = (sim.ref, sim.win, sim.rng, sim.insureds, sim.policies,
-                                         sim.incidents, sim.claims)
+    sim = _simulate(params, profiles)
+    ref, mk, win, rng, ins, pol, inc, clm = (sim.ref, sim.market, sim.win, sim.rng, sim.insureds, sim.policies,
+                                             sim.incidents, sim.claims)
     events = _events_in_window(win)
 
     insured_id = make_uscc(ins.region, rng)
     insured_name = _insured_name(ins, ref)
     policy_seq = _sequence_within(pol.insurer, pol.inception, pol.insured)
-    policy_numbers = _render_numbers("policy", pol.insurer, _year_of(pol.inception), policy_seq)
+    policy_numbers = _render_numbers(mk, "policy", pol.insurer, _year_of(pol.inception), policy_seq)
     inc_insurer = pol.insurer[inc.policy]
     incident_seq = _sequence_within(inc_insurer, inc.reported, inc.occurred, inc.policy)
-    incident_numbers = _render_numbers("incident", inc_insurer, _year_of(inc.reported), incident_seq)
+    incident_numbers = _render_numbers(mk, "incident", inc_insurer, _year_of(inc.reported), incident_seq)
 
     claim_insurer = pol.insurer[inc.policy[clm.incident]]
     claim_seq = _sequence_within(claim_insurer, clm.report, incident_seq[clm.incident], clm.section)
     order = np.lexsort((claim_seq, claim_insurer))
     clm, claim_seq, claim_insurer = clm.take(order), claim_seq[order], claim_insurer[order]
     claim_policy = inc.policy[clm.incident]
-    claim_numbers = _render_numbers("claim", claim_insurer, _year_of(clm.report), claim_seq)
+    claim_numbers = _render_numbers(mk, "claim", claim_insurer, _year_of(clm.report), claim_seq)
 
-    incidents = _incident_frame(rng, ref, inc, pol, policy_numbers, incident_numbers, insured_id, events)
-    valuations = _valuation_frame(rng, ref, win, clm, claim_insurer, pol.currency[claim_policy], claim_policy,
+    incidents = _incident_frame(rng, ref, mk, inc, pol, policy_numbers, incident_numbers, insured_id, events)
+    valuations = _valuation_frame(rng, ref, mk, win, clm, claim_insurer, pol.currency[claim_policy], claim_policy,
                                   claim_numbers, incident_numbers, policy_numbers)
     return {
-        "policy": _policy_frame(ref, ins, pol, policy_numbers, insured_id, insured_name),
+        "policy": _policy_frame(ref, mk, ins, pol, policy_numbers, insured_id, insured_name),
         "incident": incidents,
         "claim_valuation": valuations,
-        "insured": _insured_frame(ref, ins, pol, insured_id, insured_name),
+        "insured": _insured_frame(ref, mk, ins, pol, insured_id, insured_name),
         "systemic_event": _event_frame(events, incidents),
     }
 
 
-def estimate_valuation_rows(params: MarketParams) -> int:
-    """Claim-valuation rows simulate_market(params) would return, from a simulation of at most
+def estimate_valuation_rows(params: MarketParams, profiles: Sequence[SampleProfile] | None = None) -> int:
+    """Claim-valuation rows simulate_market(params, profiles) would return, from a simulation of at most
     _PROBE_INSUREDS insureds that stops before building frames, scaled linearly in n_insureds."""
     probe = replace(params, n_insureds=min(params.n_insureds, _PROBE_INSUREDS))
-    sim = _simulate(probe)
+    sim = _simulate(probe, profiles)
     first_phase, second_phase = sim.claims.rows_per_claim(sim.win.last_month)
     rows = int(first_phase.sum() + second_phase.sum())
     return round(rows * params.n_insureds / probe.n_insureds)
 
 
-def params_for_target_rows(target_rows: int, seed: int = MarketParams.seed, **kw: object) -> MarketParams:
+def params_for_target_rows(target_rows: int, seed: int = MarketParams.seed,
+                           profiles: Sequence[SampleProfile] | None = None, **kw: object) -> MarketParams:
     """MarketParams (other fields from kw) whose n_insureds gives about target_rows claim valuations.
 
     Unless kw fixes frequency_scale, targets that would need more than _MAX_TARGET_INSUREDS
@@ -1382,11 +1423,12 @@ def params_for_target_rows(target_rows: int, seed: int = MarketParams.seed, **kw
     if target_rows < 1:
         raise ValueError("target_rows must be positive")
     probe = MarketParams(seed=seed, n_insureds=_PROBE_INSUREDS, **kw)  # type: ignore[arg-type]
-    probe_rows = estimate_valuation_rows(probe)
+    profiles = sample_market().profiles if profiles is None else profiles
+    probe_rows = estimate_valuation_rows(probe, profiles)
     if probe_rows == 0:
         raise ValueError(f"{probe} yields no claim valuations; widen the window or raise frequency_scale")
     n_insureds = target_rows * _PROBE_INSUREDS / probe_rows
     if n_insureds > _MAX_TARGET_INSUREDS and "frequency_scale" not in kw:
         probe = replace(probe, frequency_scale=probe.frequency_scale * n_insureds / _MAX_TARGET_INSUREDS)
-        n_insureds = target_rows * _PROBE_INSUREDS / estimate_valuation_rows(probe)
+        n_insureds = target_rows * _PROBE_INSUREDS / estimate_valuation_rows(probe, profiles)
     return replace(probe, n_insureds=max(1, round(n_insureds)))
