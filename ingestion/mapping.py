@@ -82,15 +82,13 @@ def check_layout(sf: SourceFrame, cfg: InsurerConfig, rt: str) -> list[str]:
     spec = cfg.read_spec(rt)
     fields = c.field_map(rt)
     if sf.is_json:
-        # JSON omits empty keys: a path is missing only if no record of the file has it.
-        if sf.frame.height:
-            missing = sorted(
-                s.paths[0] for name, s in sources.items()
-                if fields[name].required and s.paths and s.paths[0] is not None
-                and not any(covers(p, leaf) for p in s.paths if p is not None for leaf in sf.present)
-            )
-        else:
-            missing = []
+        # JSON omits empty keys: a required field is missing only if no record of the file has any of its paths.
+        filled = sf.frame.select(pl.all().is_not_null().any()).row(0, named=True) if sf.frame.height else {}
+        missing = sorted(
+            s.paths[0] for name, s in sources.items()
+            if sf.frame.height and fields[name].required and s.paths and s.paths[0] is not None
+            and not any(filled.get(p) or any(covers(p, leaf) for leaf in sf.present) for p in s.paths if p is not None)
+        )
         used = [p for s in sources.values() for p in s.paths if p is not None]
         unexpected = sorted(leaf for leaf in sf.present if not any(covers(p, leaf) for p in used))
     else:
@@ -127,16 +125,25 @@ def _locale_number(raw: pl.Expr, native: pl.Expr, src: FieldSource) -> tuple[pl.
     valid = text.str.contains(rf"^[+-]?(?:{integer})(?:{re.escape(ds)}\d+)?$")
     normalized = text.str.replace_all(ts, "", literal=True) if ts else text
     normalized = normalized.str.replace(ds, ".", literal=True) if ds != "." else normalized
-    number = pl.when(native).then(raw).when(valid).then(normalized)
+    number = pl.when(valid).then(normalized) if isinstance(native, pl.Expr) and _is_false(native) else \
+        pl.when(native).then(raw).when(valid).then(normalized)
     # One group of up to three digits, the decimal separator and exactly three digits: read either way it is
     # a number (1,234 is 1.234 or 1234), and three decimals cannot be money in currency units.
-    ambiguous = ~native & text.str.contains(rf"^[+-]?\d{{1,3}}{re.escape(ds)}\d{{3}}$")
+    ambiguous = text.str.contains(rf"^[+-]?\d{{1,3}}{re.escape(ds)}\d{{3}}$")
+    if not _is_false(native):
+        ambiguous = ~native & ambiguous
     return number, ambiguous
+
+
+def _is_false(expr: pl.Expr) -> bool:
+    return expr.meta.eq(pl.lit(False))
 
 
 def _number_text(sf: SourceFrame, path: str, src: FieldSource) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(normalized number text, delivered text, ambiguity flag) for one source path."""
     raw = _text(_resolve(sf, path))
+    if sf.native.get(path) == "number":  # a typed column: no text to interpret
+        return raw, raw, pl.lit(False)
     number, ambiguous = _locale_number(raw, sf.is_native_number(path), src)
     return number, raw, ambiguous
 
@@ -413,12 +420,13 @@ def map_frame(
     source_exprs = {p: _resolve(sf, p) for p in used_paths}
 
     derived = {f.name: _derive(f, sources[f.name], sf, cfg, rt, taxonomy) for f in c.FIELDS[rt]}
-    parsed = df.select(
+    # One lazy plan, so the expressions fields share (a column's trimmed text, its parsed number) run once.
+    parsed = df.lazy().select(
         pl.col(SOURCE_ROW),
         *(d.value.alias(_PARSE + name) for name, d in derived.items()),
         pl.concat_list([r for d in derived.values() for r in d.reasons]).list.drop_nulls().alias(REASONS),
         *(_text(e).alias(_SRC + p) for p, e in source_exprs.items()),
-    )
+    ).collect()
     parsed = parsed.rename({_PARSE + f.name: f.name for f in c.FIELDS[rt]})
     # Identifiers are normalized before anything compares or hashes them.
     id_fields = [f for f in c.FIELDS[rt] if f.kind == "identifier"]

@@ -375,57 +375,90 @@ def _leaf_paths(structure, prefix: str = "") -> list[str]:
     return [prefix] if prefix else []
 
 
-def read_json(path: Path, spec: ReadSpec, paths: list[str], reduce: dict[str, str | None], list_separator: str) -> SourceFrame:
+_JSON_CON: duckdb.DuckDBPyConnection | None = None
+STRUCTURE_RECORDS = 20_000
+
+
+def _json_connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB for the process's JSON reading (a connection costs more than a small file)."""
+    global _JSON_CON
+    if _JSON_CON is None:
+        from cyberclaims.settings import limit_memory
+
+        _JSON_CON = duckdb.connect()
+        _JSON_CON.execute("SET threads = 1")  # record order is the file's order
+        limit_memory(_JSON_CON)
+    return _JSON_CON
+
+
+def read_json(path: Path, spec: ReadSpec, paths: list[str], options: dict[str, tuple[str | None, str]]) -> SourceFrame:
     """JSON Lines (one record a line) or a JSON document (an array of records, one object, or an array under
-    records_path) → one text column per configured path, in record order."""
+    records_path) → one text column per configured path, in record order.
+
+    A first pass reads every plain path as text with its JSON type (one parse of each record); only the paths
+    where some record holds a list or an object are read again, turned into a list's values or JSON text.
+    `options`: path → (reduce, list separator) of the field that reads it."""
     fmt = spec.format
     check_format(path, fmt)
     if fmt == "jsonl" and spec.require_final_newline:
         _check_final_newline(path)
-    with _as_utf8(path, spec.encoding) as source, duckdb.connect() as con:
-        con.execute("SET threads = 1")  # record order is the file's order
-        file_bytes = max(path.stat().st_size, 1)
+    con = _json_connection()
+    with _as_utf8(path, spec.encoding) as source:
+        size = max(path.stat().st_size, 1) + 1024
         location = _sql_str(str(source))
         if fmt == "jsonl":
             records = f"SELECT json AS r FROM read_json_objects({location}, format = 'newline_delimited')"
         elif spec.records_path:
             records = (f"SELECT unnest(json_extract(json, {_sql_str(json_path(spec.records_path) + '[*]')})) AS r "
-                       f"FROM read_json_objects({location}, format = 'unstructured', maximum_object_size = {file_bytes + 1024})")
+                       f"FROM read_json_objects({location}, format = 'unstructured', maximum_object_size = {size})")
         elif sniff(source) == "json_array":
-            records = f"SELECT json AS r FROM read_json_objects({location}, format = 'array', maximum_object_size = {file_bytes + 1024})"
+            records = f"SELECT json AS r FROM read_json_objects({location}, format = 'array', maximum_object_size = {size})"
         else:
-            records = (f"SELECT json AS r FROM read_json_objects({location}, format = 'unstructured', "
-                       f"maximum_object_size = {file_bytes + 1024})")
+            records = f"SELECT json AS r FROM read_json_objects({location}, format = 'unstructured', maximum_object_size = {size})"
         plain = [p for p in paths if not has_wildcard(p)]
         wild = [p for p in paths if has_wildcard(p)]
-        select = []
-        if plain:
-            select.append(f"json_extract(r, [{', '.join(_sql_str(json_path(p)) for p in plain)}]) AS __v")
-        select += [f"json_extract(r, {_sql_str(json_path(p))}) AS __w{i}" for i, p in enumerate(wild)]
-        outer = []
-        for i, p in enumerate(plain):
-            value = f"__v[{i + 1}]"
-            sep = list_separator
-            outer.append(f"{_text_of(value, sep, reduce.get(p), False)} AS {_ident(p)}")
-            outer.append(f"CASE WHEN json_type({value}) IN {_NUMERIC_JSON} THEN true END AS {_ident(p + NATIVE_SUFFIX)}")
-        for i, p in enumerate(wild):
-            outer.append(f"{_text_of(f'__w{i}', list_separator, reduce.get(p), True)} AS {_ident(p)}")
         try:
-            con.execute(f"CREATE TEMP TABLE records AS {records}")
-            structure = con.execute("SELECT json_group_structure(r) FROM records").fetchall()[0][0]
-            if outer:
-                df = con.sql(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(select) or 'r'} FROM records)").pl()
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __records AS {records}")
+            count = con.execute("SELECT count(*) FROM __records").fetchall()[0][0]
+            # The keys the file carries (for the unexpected-columns warning): every record of a file of up to
+            # STRUCTURE_RECORDS, else the first records and an even spread of the rest (the structure of every
+            # record costs more than reading the values). A missing required path is judged on all records.
+            step = max(1, count // STRUCTURE_RECORDS)
+            structure = con.execute(
+                f"SELECT json_group_structure(r) FROM __records WHERE rowid < 1000 OR rowid % {step} = 0"
+            ).fetchall()[0][0]
+            if plain:
+                listed = ", ".join(_sql_str(json_path(p)) for p in plain)
+                first = con.sql(f"SELECT json_extract_string(r, [{listed}]) AS s, json_type(r, [{listed}]) AS t "
+                                "FROM __records").pl()
+                numeric = ["BIGINT", "UBIGINT", "DOUBLE", "HUGEINT"]
+                kinds = first.select(
+                    *(pl.col("t").list.get(i).is_in(numeric).any().alias(f"n{i}") for i in range(len(plain))),
+                    *(pl.col("t").list.get(i).is_in(["ARRAY", "OBJECT"]).any().alias(f"x{i}") for i in range(len(plain))),
+                ).row(0, named=True) if first.height else {}
+                df = first.select(
+                    *(pl.col("s").list.get(i).alias(p) for i, p in enumerate(plain)),
+                    *(pl.when(pl.col("t").list.get(i).is_in(numeric)).then(True).alias(p + NATIVE_SUFFIX)
+                      for i, p in enumerate(plain) if kinds.get(f"n{i}")),
+                )
+                nested = [p for i, p in enumerate(plain) if kinds.get(f"x{i}") or options[p][0] is not None]
             else:
-                df = pl.DataFrame({"__empty": [None] * con.execute("SELECT count(*) FROM records").fetchall()[0][0]})
+                df, nested = pl.DataFrame({"__n": [None] * count}), []
+            again = [(p, False) for p in nested] + [(p, True) for p in wild]
+            if again:
+                exprs = [
+                    f"{_text_of(f'json_extract(r, {_sql_str(json_path(p))})', options[p][1], options[p][0], is_wild)} "
+                    f"AS {_ident(p)}" for p, is_wild in again
+                ]
+                second = con.sql(f"SELECT {', '.join(exprs)} FROM __records").pl()
+                df = df.with_columns(second.get_column(p) for p, _ in again)
         except duckdb.Error as exc:
             what = "JSON Lines" if fmt == "jsonl" else "JSON"
             raise UnreadableFile(f"malformed {what}: {str(exc).splitlines()[0]}") from None
-    native_cols = [c for c in df.columns if c.endswith(NATIVE_SUFFIX)]
-    # A companion column only where some value was a JSON number.
-    empty = [c for c in native_cols if df[c].null_count() == df.height]
-    df = df.drop(empty)
-    if "__empty" in df.columns:
-        df = df.drop("__empty")
+        finally:
+            con.execute("DROP TABLE IF EXISTS __records")
+    if "__n" in df.columns:
+        df = df.drop("__n")
     present = _leaf_paths(json.loads(structure)) if structure else []
     return SourceFrame(_with_row_numbers(df), {}, present=present, is_json=True)
 
@@ -450,13 +483,9 @@ def read_sources(path: Path, cfg: InsurerConfig, record_types: list[str]) -> dic
                 workbook = workbook or Workbook(path)
                 frames[rt] = workbook.sheet(spec.sheet, spec.header_row)
             case "jsonl" | "json":
-                sources = cfg.sources(rt)
-                reduce = {}
-                for s in sources.values():
-                    for p in s.paths:
-                        if p is not None:
-                            reduce[p] = s.list_reduce
-                frames[rt] = read_json(path, spec, cfg.source_paths(rt), reduce, cfg.separator_for(rt))
+                options = {p: (s.list_reduce, s.list_separator) for s in cfg.sources(rt).values() for p in s.paths
+                           if p is not None}
+                frames[rt] = read_json(path, spec, cfg.source_paths(rt), options)
             case "parquet":
                 frames[rt] = read_parquet(path, cfg.separator_for(rt))
             case other:

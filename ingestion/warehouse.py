@@ -218,11 +218,11 @@ def write_submission(
             )
             _insert_controls(con, meta.submission_id, batch, manifest)
             if batch.fields:
-                con.executemany(
-                    "INSERT INTO raw.submission_fields VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[meta.submission_id, batch.record_type, f["field"], f["delivery"], f["source"], f["rows_accepted"],
-                      f["rows_with_value"]] for f in batch.fields],
-                )
+                fields = pl.DataFrame(batch.fields).with_columns(
+                    pl.lit(meta.submission_id).alias("submission_id"), pl.lit(batch.record_type).alias("record_type"))
+                con.register("__fields", fields.to_arrow())
+                con.execute("INSERT INTO raw.submission_fields BY NAME SELECT * FROM __fields")
+                con.unregister("__fields")
         delivered = sum(b.delivered for b in batches)
         loaded = sum(b.good.height for b in batches)
         _insert_submission(con, meta, [b.record_type for b in batches], "loaded", None, warnings,
