@@ -3,8 +3,9 @@
 For every submission: what was delivered, accepted and quarantined (by reason, with sample
 rows as delivered — identifiers as keys, as stored), warnings, whether the file was rejected
 and why, the submission gate's verdict (drift against the insurer's previous submission,
-reconciliation with its manifest, failed expectations, an operator's decision), and whether
-its rows are in the published database (and from which version) or held back.
+reconciliation with its manifest, failed expectations, the sector-level tests its rows failed, an
+operator's decision and the history of decisions: who, when and why), and whether its rows are in
+the published database (and from which version), held back, rejected or revoked.
 Written as JSON for machines and HTML for people, to data/feedback/<insurer>/<submission>.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contract import REASON_DESCRIPTIONS
-from quality.gate import GATE_REASONS
+from quality.gate import reason_description
 
 SAMPLES_PER_REASON = 5
 
@@ -58,6 +59,14 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
             "decision_note FROM raw.submission_gate"
         ).fetchall()
     }
+    history: dict[str, list[dict]] = {}
+    for submission_id, logged_at, status, log_reasons, actor, note in con.execute(
+        "SELECT submission_id, logged_at, status, reasons, actor, note FROM raw.submission_gate_log "
+        "ORDER BY submission_id, logged_at"
+    ).fetchall():
+        history.setdefault(submission_id, []).append({
+            "at": logged_at.isoformat(timespec="seconds"), "status": status, "reasons": log_reasons or [],
+            "by": actor, "note": note})
     reports = []
     for (submission_id, insurer_id, source_file, status, error, warnings, delivered, loaded, quarantined,
          mapping_version, ingested_at) in con.execute("""
@@ -81,32 +90,34 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
             "quarantine_by_reason": reasons.get(submission_id, {}),
             "reason_descriptions": {r: REASON_DESCRIPTIONS.get(r, "") for r in reasons.get(submission_id, {})},
             "quarantine_samples": samples.get(submission_id, {}),
-            "gate": _gate_section(gate),
-            "publication": _publication(status, gate, version),
+            "gate": _gate_section(gate, history.get(submission_id, [])),
+            "publication": _publication(status, gate, version, history.get(submission_id, [])),
         })
     return reports
 
 
-def _publication(status: str, gate: dict | None, version: int | None) -> dict:
+def _publication(status: str, gate: dict | None, version: int | None, history: list[dict]) -> dict:
     if status == "rejected":
         return {"status": "rejected", "version": None}
     if gate and gate["status"] == "held":
         return {"status": "held", "version": None}
     if gate and gate["status"] == "rejected":
-        return {"status": "rejected by operator", "version": None}
+        # Rejected after it had been admitted: revoked, its rows left the marts and later versions.
+        revoked = any(h["status"] == "revoked" for h in history)
+        return {"status": "revoked by operator" if revoked else "rejected by operator", "version": None}
     if version is not None:
         return {"status": "published", "version": version}
     return {"status": "not yet published", "version": None}
 
 
-def _gate_section(gate: dict | None) -> dict | None:
+def _gate_section(gate: dict | None, history: list[dict]) -> dict | None:
     if gate is None:
         return None
     results = gate["results"]
     return {
         "status": gate["status"],
         "reasons": gate["reasons"],
-        "reason_descriptions": {r: GATE_REASONS.get(r, "") for r in gate["reasons"]},
+        "reason_descriptions": {r: reason_description(r) for r in gate["reasons"]},
         "manifest_file": gate["manifest_file"],
         "evaluated_at": gate["evaluated_at"].isoformat(timespec="seconds") if gate["evaluated_at"] else None,
         "decided_by": gate["decided_by"],
@@ -116,6 +127,9 @@ def _gate_section(gate: dict | None) -> dict | None:
         "drift_and_reconciliation": results.get("profile", []),
         "thresholds": results.get("thresholds", {}),
         "suite_versions": results.get("suite_versions", {}),
+        # Blocking tests of the sector build that failed on this submission's rows (it was then held).
+        "sector_tests": results.get("sector_tests", []),
+        "history": history,
     }
 
 
@@ -154,6 +168,16 @@ def _gate_html(gate: dict | None) -> str:
         f"<td><code>{e(json.dumps(f.get('threshold') or f.get('samples') or '', ensure_ascii=False, default=str))}</code></td></tr>"
         for f in gate["failed_expectations"]
     )
+    sector = "".join(
+        f"<tr><td><code>{e(t['test'])}</code></td><td>{t['failing_rows']}</td><td>{e(t.get('held_at') or '')}</td>"
+        f"<td><code>{e(json.dumps(t['samples'], ensure_ascii=False, default=str))}</code></td></tr>"
+        for t in gate["sector_tests"]
+    )
+    history = "".join(
+        f"<tr><td>{e(h['at'])}</td><td>{e(h['status'])}</td><td>{e(h['by'] or '')}</td>"
+        f"<td>{e(', '.join(h['reasons']))}</td><td>{e(h['note'] or '')}</td></tr>"
+        for h in gate["history"]
+    )
     return f"""<h2>数据质量闸门 Submission gate: {e(gate['status'])}</h2>
 {('<ul>' + reasons + '</ul>') if reasons else '<p>Every expectation met.</p>'}{decision}
 <h3>Drift against your previous admitted submission</h3>
@@ -163,7 +187,9 @@ def _gate_html(gate: dict | None) -> str:
 {gate['thresholds'].get('drift', {}).get('min_previous_rows', '')} rows, or no previous submission).</p>
 <h3>Reconciliation with your manifest{(' ' + e(gate['manifest_file'])) if gate['manifest_file'] else ''}</h3>
 {('<table><tr><th>record type</th><th>measure</th><th>counted</th><th>manifest</th><th>difference</th></tr>' + recon_rows + '</table>') if recon_rows else '<p>No manifest delivered.</p>'}
-{('<h3>Failed expectations</h3><table><tr><th>record type</th><th>reason</th><th>expectation</th><th>observed</th><th>bound / sample rows</th></tr>' + failed + '</table>') if failed else ''}"""
+{('<h3>Failed expectations</h3><table><tr><th>record type</th><th>reason</th><th>expectation</th><th>observed</th><th>bound / sample rows</th></tr>' + failed + '</table>') if failed else ''}
+{('<h3>Sector tests failed on your rows</h3><table><tr><th>test</th><th>failing rows</th><th>held at</th><th>sample rows</th></tr>' + sector + '</table>') if sector else ''}
+{('<h3>Decisions</h3><table><tr><th>at</th><th>status</th><th>by</th><th>reasons</th><th>note</th></tr>' + history + '</table>') if history else ''}"""
 
 
 def _html(report: dict) -> str:

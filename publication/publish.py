@@ -24,6 +24,7 @@ import duckdb
 
 from cyberclaims.settings import limit_memory
 from ingestion.pseudonymize import USCC_CHARSET
+from quality.gate import ADMITTED
 
 PUBLISHED_NAME = "sector_claims.duckdb"
 VERSION_PATTERN = re.compile(r"^v(\d{6})\.duckdb$")
@@ -179,11 +180,59 @@ def record_build_completed(con: duckdb.DuckDBPyConnection, started: datetime) ->
                 [datetime.now(UTC).replace(tzinfo=None), started])
 
 
+def record_build_restarted(con: duckdb.DuckDBPyConnection, started: datetime, fingerprint: str) -> datetime:
+    """The build started at `started` begins again (the sector tests held submissions, the marts are
+    rebuilt whole): it now starts from these inputs, at this time. Returns the build's new key."""
+    restarted = datetime.now(UTC).replace(tzinfo=None)
+    con.execute("UPDATE raw.mart_builds SET started_at = ?, inputs_fingerprint = ? WHERE started_at = ?",
+                [restarted, fingerprint, started])
+    return restarted
+
+
+def _last_completed_build(con: duckdb.DuckDBPyConnection) -> tuple[str, datetime] | None:
+    row = con.execute("SELECT dbt_project_fingerprint, started_at FROM raw.mart_builds WHERE completed_at IS NOT NULL "
+                      "ORDER BY completed_at DESC LIMIT 1").fetchall()
+    return row[0] if row else None
+
+
 def incremental_project(con: duckdb.DuckDBPyConnection) -> str | None:
     """The dbt project fingerprint of the last completed build of the marts (None: never recorded)."""
-    row = con.execute("SELECT dbt_project_fingerprint FROM raw.mart_builds WHERE completed_at IS NOT NULL "
-                      "ORDER BY completed_at DESC LIMIT 1").fetchall()
-    return row[0][0] if row else None
+    last = _last_completed_build(con)
+    return last[0] if last else None
+
+
+def left_admission_since(con: duckdb.DuckDBPyConnection, since: datetime) -> list[str]:
+    """Submissions that left the admitted set at or after `since` (held by the sector tests, rejected or
+    revoked by an operator), from the gate log: the incremental models still hold their rows."""
+    return [r[0] for r in con.execute(
+        """SELECT DISTINCT submission_id FROM (
+               SELECT submission_id, logged_at, status,
+                      lag(status) OVER (PARTITION BY submission_id ORDER BY logged_at, rowid) AS before
+               FROM raw.submission_gate_log)
+           WHERE logged_at >= ? AND before IN (SELECT unnest(?)) AND status NOT IN (SELECT unnest(?))
+           ORDER BY submission_id""",
+        [since, list(ADMITTED), list(ADMITTED)],
+    ).fetchall()]
+
+
+def full_refresh_reason(con: duckdb.DuckDBPyConnection, dbt_project: str) -> str | None:
+    """Why the next build must rebuild the incremental models whole, or None when it may be incremental.
+
+    The incremental models keep the rows earlier builds wrote and only add what is newly admitted, so
+    they are rebuilt whole when there is no completed build, when the dbt project changed since it (a
+    model, a macro, a seed such as an FX rate), or when a submission left the admitted set since it
+    started (a sector-test hold, an operator's rejection or revocation)."""
+    last = _last_completed_build(con)
+    if last is None:
+        return "no completed build recorded"
+    project, started = last
+    if project != dbt_project:
+        return "the dbt project changed since the last completed build"
+    left = left_admission_since(con, started)
+    if left:
+        return (f"{len(left)} submission(s) left the admitted set since the last completed build "
+                f"({', '.join(s[:12] for s in left)})")
+    return None
 
 
 def built_from(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -206,7 +255,8 @@ def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) 
     # Admitted submissions only: a held or operator-rejected submission is not in the marts.
     submissions = [r[0] for r in con.execute(
         "SELECT s.submission_id FROM raw.submissions s JOIN raw.submission_gate g USING (submission_id) "
-        "WHERE s.status = 'loaded' AND g.status IN ('passed', 'released') ORDER BY s.ingested_at, s.submission_id"
+        "WHERE s.status = 'loaded' AND g.status IN (SELECT unnest(?)) ORDER BY s.ingested_at, s.submission_id",
+        [list(ADMITTED)],
     ).fetchall()]
     taxonomy_versions = {
         p.stem: sorted({row.get("taxonomy_version", "") for row in read_seed(p.stem)})

@@ -16,6 +16,17 @@ A submission with any failing expectation is **held**; the others **pass** and a
 Only admitted submissions (passed, or released by an operator) reach the dbt models, so a held
 submission never delays another insurer's. Drift skips held submissions: the next month is
 compared with the last admitted one, not with the outlier.
+
+The record suites also judge each row against the claim's *admitted* history (paid never falls,
+a claim is not valued before it was reported, across files) and the FX seed (a rate for every
+amount's month), so what the sector-level dbt tests would refuse is held here, per submission.
+A required field the insurer's config declares not delivered is not required of it.
+
+Sector level: when a blocking dbt test of the build still fails on rows of newly admitted
+submissions, the build holds exactly those (`hold_for_sector_tests`, reason SECTOR_TEST:<test>,
+actor `sector_tests`) and rebuilds without them (`attribute_sector_failures` decides what can be
+attributed). Operators release, reject or revoke (`review`): a revocation takes an admitted
+submission out of the marts and the next published version.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +50,8 @@ log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "expectations" / "suites"
 ADMITTED = ("passed", "released")
+# A hold by a failing sector-level dbt test: SECTOR_TEST:<test name>.
+SECTOR_TEST = "SECTOR_TEST"
 # A validation batch holds whole submissions up to about this many rows.
 MAX_BATCH_ROWS = 200_000
 SAMPLES_PER_FINDING = 5
@@ -63,7 +76,24 @@ GATE_REASONS = {
     "MANIFEST_MISSING": "no manifest was delivered although the insurer's config requires one",
     "MANIFEST_ROW_COUNT": "the rows delivered differ from the manifest's row count",
     "MANIFEST_TOTALS": "an amount total differs from the manifest's control total",
+    "PAID_DECREASES": "a cumulative paid amount is below the claim's previous admitted valuation, or above its "
+                      "next later one (a late correction that would make paid fall)",
+    "INCURRED_MISMATCH": "the delivered incurred differs from paid indemnity + paid expense + case reserve − "
+                         "recoveries by more than the tolerance",
+    "FX_RATE_MISSING": "an amount's currency has no FX rate for its month (valuation month; policies: inception month)",
+    "VALUED_BEFORE_REPORTED": "across files, a claim is valued before it was reported: its report date is after "
+                              "an admitted valuation, or its valuation before an admitted report date",
+    SECTOR_TEST: "a blocking test of the sector build (dbt) fails on this submission's rows; the other submissions "
+                 "were published without it",
 }
+
+# Who holds a submission whose rows fail a sector-level dbt test (raw.submission_gate.decided_by and the log).
+SECTOR_ACTOR = "sector_tests"
+
+
+def reason_description(reason: str) -> str:
+    """What a gate reason code means (SECTOR_TEST:<test> by its prefix)."""
+    return GATE_REASONS.get(reason.split(":", 1)[0], "")
 
 
 class GateError(RuntimeError):
@@ -87,26 +117,46 @@ class SuiteRunner:
     def __init__(self, suites_dir: Path = SUITES_DIR):
         import great_expectations as gx
 
+        self._gx = gx
         self.context = gx.get_context(mode="ephemeral")
-        source = self.context.data_sources.add_pandas("submissions")
-        self.definitions = {}
+        self._source = self.context.data_sources.add_pandas("submissions")
+        self.definitions: dict[tuple[str, frozenset[str]], object] = {}
         self.versions: dict[str, str] = {}
         self.docs: dict[str, dict] = {}
         for path in sorted(suites_dir.glob("*.json")):
             doc = json.loads(path.read_text(encoding="utf-8"))
-            suite = self.context.suites.add(gx.ExpectationSuite(**doc))
-            batch = source.add_dataframe_asset(doc["name"]).add_batch_definition_whole_dataframe("new_submissions")
-            self.definitions[doc["name"]] = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=doc["name"], data=batch, suite=suite)
-            )
             self.versions[doc["name"]] = doc["meta"]["version"]
             self.docs[doc["name"]] = doc
+            self._definition(doc["name"], frozenset())
 
-    def run(self, name: str, frame: pd.DataFrame, parameters: dict, index: list[str]) -> list[dict]:
-        """Failed expectations, each with its unexpected rows identified by the index columns."""
+    def _definition(self, name: str, not_delivered: frozenset[str]):
+        """The suite's validation definition without the REQUIRED_FIELD expectations of the columns an
+        insurer declares not delivered (built once per suite and set of columns)."""
+        key = (name, not_delivered)
+        if key not in self.definitions:
+            gx, doc = self._gx, self.docs[name]
+            variant = name if not not_delivered else f"{name} without {', '.join(sorted(not_delivered))}"
+            expectations = [
+                e for e in doc["expectations"]
+                if not ((e.get("meta") or {}).get("reason") == "REQUIRED_FIELD" and e["kwargs"].get("column") in not_delivered)
+            ]
+            suite = self.context.suites.add(gx.ExpectationSuite(**{**doc, "name": variant, "expectations": expectations}))
+            batch = self._source.add_dataframe_asset(variant).add_batch_definition_whole_dataframe("new_submissions")
+            self.definitions[key] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=variant, data=batch, suite=suite)
+            )
+        return self.definitions[key]
+
+    def run(self, name: str, frame: pd.DataFrame, parameters: dict, index: list[str],
+            not_delivered: frozenset[str] = frozenset()) -> list[dict]:
+        """Failed expectations, each with its unexpected rows identified by the index columns.
+        `not_delivered`: columns whose REQUIRED_FIELD expectations do not apply (the insurer's config
+        declares them not delivered, so they are null on every row)."""
         if frame.empty:
             return []
-        result = self.definitions[name].run(
+        required = {e["kwargs"].get("column") for e in self.docs[name]["expectations"]
+                    if (e.get("meta") or {}).get("reason") == "REQUIRED_FIELD"}
+        result = self._definition(name, frozenset(not_delivered) & required).run(
             batch_parameters={"dataframe": frame},
             expectation_parameters=parameters,
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index},
@@ -149,9 +199,11 @@ class Decision:
 
 
 def _jsonable(value):
+    if value is pd.NA or value is pd.NaT:  # a missing value of a nullable pandas column
+        return None
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, (pd.Timestamp, datetime)):
+    if isinstance(value, (pd.Timestamp, datetime, date)):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
@@ -174,8 +226,20 @@ def pending_submissions(con: duckdb.DuckDBPyConnection, insurer_id: str) -> list
     ).fetchall()
 
 
+# The date whose month gives an amount's FX rate (fx_rates_monthly), per record type.
+FX_DATE = {"policy": "inception_date", "claim_valuation": "valuation_date"}
+
+
+def _fx_months() -> tuple[list[str], list[str]]:
+    """(rate_month, currency) pairs with a rate in the FX seed the dbt models convert with."""
+    rows = [r for r in read_seed("fx_rates_monthly") if (r.get("cny_per_unit") or "").strip()]
+    return [r["rate_month"] for r in rows], [r["currency"].upper() for r in rows]
+
+
 def _record_frame(con, cfg: InsurerConfig, rt: str, submission_ids: list[str]) -> pd.DataFrame:
-    """Accepted rows of the given submissions, typed for pandas (money as double, dates as timestamps)."""
+    """Accepted rows of the given submissions, typed for pandas (money as double, dates as timestamps),
+    with what the record suites compare them with: the FX seed, the policy's limit, and the claim's
+    admitted history (latest ingested version per valuation date, other submissions that are admitted)."""
     select = ["r.submission_id", "r.source_row"]
     for f in c.stored_fields(rt):
         name = c.key_column(f) if f.kind == "identifier" else f.name
@@ -185,22 +249,75 @@ def _record_frame(con, cfg: InsurerConfig, rt: str, submission_ids: list[str]) -
             select.append(f"CAST(r.{name} AS TIMESTAMP) AS {name}")
         else:
             select.append(f"r.{name}")
-    joins = ""
+    params: dict = {"ids": submission_ids}
+    ctes, joins = [], []
+    if rt in FX_DATE:
+        # Null (not assessed) when the currency or the date is missing: REQUIRED_FIELD says so.
+        select.append(f"CASE WHEN r.currency IS NOT NULL AND r.{FX_DATE[rt]} IS NOT NULL "
+                      "THEN fx.rate_month IS NOT NULL END AS fx_rate_known")
+        ctes.append("fx AS (SELECT DISTINCT CAST(unnest($fx_months) AS DATE) AS rate_month, "
+                    "unnest($fx_currencies) AS currency)")
+        joins.append(f"LEFT JOIN fx ON fx.rate_month = CAST(date_trunc('month', r.{FX_DATE[rt]}) AS DATE) "
+                     "AND fx.currency = upper(r.currency)")
+        params["fx_months"], params["fx_currencies"] = _fx_months()
     if rt == "claim_valuation":
+        params["insurer"], params["admitted"] = cfg.insurer_id, list(ADMITTED)
         # The limit of the policy the claim refers to: its latest delivered version of this insurer,
         # compared only in the same currency.
         tolerance = 1 + cfg.quality.paid_limit_tolerance
         select.append(f"CASE WHEN p.currency = r.currency THEN CAST(p.limit_amount AS DOUBLE) * {tolerance} END AS limit_with_tolerance")
-        joins = """LEFT JOIN (
+        joins.append("""LEFT JOIN (
             SELECT insurer_id, policy_key, limit_amount, currency FROM raw.policies
             WHERE insurer_id = $insurer AND submission_id NOT IN (SELECT submission_id FROM raw.submission_gate WHERE status = 'rejected')
             QUALIFY row_number() OVER (PARTITION BY policy_key ORDER BY ingested_at DESC, submission_id DESC, source_row DESC) = 1
-        ) p ON p.policy_key = r.policy_key"""
+        ) p ON p.policy_key = r.policy_key""")
+        # The insurer's own incurred against the contract's formula, in the row's currency.
+        select.append("CAST(abs(r.reported_incurred - (r.paid_indemnity + r.paid_expense + r.case_reserve "
+                      "- coalesce(r.recoveries, 0))) AS DOUBLE) AS incurred_difference")
+        # The claim's admitted valuations in other submissions, one per date (the latest ingested wins):
+        # the previous and the next one in the same currency, the earliest valuation and latest report date.
+        ctes.append("""history AS (
+            SELECT h.claim_key, h.valuation_date, h.report_date, h.currency, h.paid_indemnity, h.paid_expense
+            FROM raw.claim_valuations h JOIN raw.submission_gate g ON g.submission_id = h.submission_id
+            WHERE h.insurer_id = $insurer AND g.status IN (SELECT unnest($admitted))
+              AND h.claim_key IN (SELECT claim_key FROM r)
+            QUALIFY row_number() OVER (PARTITION BY h.claim_key, h.valuation_date
+                                       ORDER BY h.ingested_at DESC, h.submission_id DESC, h.source_row DESC) = 1
+        )""")
+        ctes.append("""span AS (
+            SELECT claim_key, min(valuation_date) AS first_valuation_date, max(report_date) AS latest_report_date
+            FROM history GROUP BY claim_key
+        )""")
+        joins += [
+            "ASOF LEFT JOIN history prev ON prev.claim_key = r.claim_key AND prev.currency = r.currency "
+            "AND r.valuation_date > prev.valuation_date",
+            "ASOF LEFT JOIN history nxt ON nxt.claim_key = r.claim_key AND nxt.currency = r.currency "
+            "AND r.valuation_date < nxt.valuation_date",
+            "LEFT JOIN span ON span.claim_key = r.claim_key",
+        ]
+        select += [
+            "CAST(prev.paid_indemnity AS DOUBLE) AS previous_paid_indemnity",
+            "CAST(prev.paid_expense AS DOUBLE) AS previous_paid_expense",
+            "CAST(nxt.paid_indemnity AS DOUBLE) AS next_paid_indemnity",
+            "CAST(nxt.paid_expense AS DOUBLE) AS next_paid_expense",
+            "CAST(span.first_valuation_date AS TIMESTAMP) AS admitted_first_valuation_date",
+            "CAST(span.latest_report_date AS TIMESTAMP) AS admitted_latest_report_date",
+        ]
     query = (
-        f"SELECT {', '.join(select)} FROM raw.{c.RAW_TABLE[rt]} r {joins} "
-        "WHERE r.submission_id IN (SELECT unnest($ids)) ORDER BY r.submission_id, r.source_row"
+        f"WITH r AS (SELECT * FROM raw.{c.RAW_TABLE[rt]} WHERE submission_id IN (SELECT unnest($ids)))"
+        + "".join(f", {cte}" for cte in ctes)
+        + f" SELECT {', '.join(select)} FROM r {' '.join(joins)} ORDER BY r.submission_id, r.source_row"
     )
-    return con.sql(query, params={"ids": submission_ids, "insurer": cfg.insurer_id} if joins else {"ids": submission_ids}).df()
+    return con.sql(query, params=params).df()
+
+
+def not_delivered_columns(cfg: InsurerConfig, rt: str) -> frozenset[str]:
+    """Frame columns of the fields the insurer's config declares not delivered (or does not map): null on
+    every row, so the gate does not require them of this insurer."""
+    delivered = cfg.delivered_fields(rt)
+    return frozenset(
+        c.key_column(f) if f.kind == "identifier" else f.name for f in c.stored_fields(rt) if f.name not in delivered
+    )
 
 
 def _batches(sizes: list[tuple[str, int]], limit: int = MAX_BATCH_ROWS) -> list[list[str]]:
@@ -217,7 +334,10 @@ def _batches(sizes: list[tuple[str, int]], limit: int = MAX_BATCH_ROWS) -> list[
 
 def _record_findings(con, cfg: InsurerConfig, runner: SuiteRunner, submission_ids: list[str]) -> dict[str, list[dict]]:
     findings: dict[str, list[dict]] = {}
-    currencies = sorted(load_taxonomy().codes["tax_currency"])
+    parameters = {
+        "currencies": sorted(load_taxonomy().codes["tax_currency"]),
+        "incurred_tolerance": float(cfg.quality.incurred_tolerance),
+    }
     for rt in cfg.record_types:
         sizes = con.execute(
             "SELECT submission_id, rows_loaded FROM raw.submission_counts WHERE record_type = ? "
@@ -227,7 +347,7 @@ def _record_findings(con, cfg: InsurerConfig, runner: SuiteRunner, submission_id
         position = {sid: i for i, sid in enumerate(submission_ids)}
         for batch in _batches(sorted(sizes, key=lambda s: position[s[0]])):
             frame = _record_frame(con, cfg, rt, batch)
-            for failure in runner.run(rt, frame, {"currencies": currencies}, RECORD_INDEX):
+            for failure in runner.run(rt, frame, parameters, RECORD_INDEX, not_delivered_columns(cfg, rt)):
                 by_submission: dict[str, list[dict]] = {}
                 for row in failure["unexpected"]:
                     by_submission.setdefault(row["submission_id"], []).append(row)
@@ -532,10 +652,21 @@ def resolve_submission(con: duckdb.DuckDBPyConnection, prefix: str) -> str:
     return matches[0]
 
 
+# Operator actions: the gate statuses each applies to. A rejection of an admitted submission is a
+# revocation (`revoke` says so explicitly): its rows leave the marts and the next published version.
+REVIEW_ACTIONS = {
+    "release": ("held",),
+    "reject": ("held", *ADMITTED),
+    "revoke": ADMITTED,
+}
+
+
 def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: str, note: str) -> dict:
-    """An operator releases (admits) or rejects (never admits) a held submission; recorded with who and why."""
-    if action not in ("release", "reject"):
-        raise ReviewError(f"unknown action {action!r} (release or reject)")
+    """An operator releases (admits) a held submission, rejects a held or admitted one, or revokes an
+    admitted one (never admitted again); recorded with who and why. The gate status of a rejected or
+    revoked submission is `rejected`; the log says `revoked` when it had been admitted."""
+    if action not in REVIEW_ACTIONS:
+        raise ReviewError(f"unknown action {action!r} ({', '.join(REVIEW_ACTIONS)})")
     if not note or not note.strip():
         raise ReviewError("a note saying why is required")
     sid = resolve_submission(con, submission)
@@ -543,9 +674,14 @@ def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: 
         "SELECT g.status, g.insurer_id, s.source_file FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) "
         "WHERE submission_id = ?", [sid]
     ).fetchall()[0]
-    if status != "held":
-        raise ReviewError(f"{source_file} ({sid[:12]}) is {status}, not held: only a held submission can be released or rejected")
+    if status not in REVIEW_ACTIONS[action]:
+        allowed = " or ".join(REVIEW_ACTIONS[action])
+        hint = {"release": "only a held submission can be released",
+                "reject": "only a held or admitted submission can be rejected",
+                "revoke": "only an admitted submission can be revoked (reject a held one)"}[action]
+        raise ReviewError(f"{source_file} ({sid[:12]}) is {status}, not {allowed}: {hint}")
     new_status = "released" if action == "release" else "rejected"
+    logged = "revoked" if status in ADMITTED else new_status
     at = now()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -554,14 +690,15 @@ def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: 
                decided_by = ?, decided_at = ?, decision_note = ? WHERE submission_id = ?""",
             [new_status, new_status, at, actor, at, note.strip(), sid],
         )
-        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, new_status, actor, note.strip()])
+        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, logged, actor, note.strip()])
         reopened = _reopen_drift_holds(con, sid, insurer_id, at) if new_status == "released" else []
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return {"submission_id": sid, "insurer_id": insurer_id, "source_file": source_file, "status": new_status,
-            "decided_by": actor, "decided_at": at.isoformat(timespec="seconds"), "reopened": reopened}
+            "logged": logged, "previous_status": status, "decided_by": actor,
+            "decided_at": at.isoformat(timespec="seconds"), "reopened": reopened}
 
 
 def _reopen_drift_holds(con: duckdb.DuckDBPyConnection, released: str, insurer_id: str, at: datetime) -> list[str]:
@@ -599,3 +736,154 @@ def gate_overview(con: duckdb.DuckDBPyConnection, status: str | None = None, ins
     ).fetchall()
     keys = ("submission_id", "insurer_id", "source_file", "status", "reasons", "evaluated_at", "decided_by", "decision_note")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+# --------------------------------------------------------------------------- sector-level holds
+
+
+@dataclass(frozen=True)
+class SectorTestFailure:
+    """A node of a failed dbt build: a blocking test that failed (with the SQL of its failing rows), or
+    any other node that errored."""
+
+    name: str
+    resource_type: str  # test | model | seed | unit_test | …
+    status: str  # fail | error
+    message: str
+    failures: int | None = None
+    compiled_code: str | None = None
+
+
+@dataclass
+class SectorVerdict:
+    """What a failed build can be blamed on: per submission, the tests its rows fail; and the failures
+    that name no holdable submission (each with why). Submissions are held only when there are none
+    of the latter."""
+
+    holds: dict[str, list[dict]] = field(default_factory=dict)
+    unattributable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def attributable(self) -> bool:
+        return bool(self.holds) and not self.unattributable
+
+
+LINEAGE = ("insurer_id", "submission_id")
+
+
+def released_after_sector_hold(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Submissions an operator released after a sector-test hold: the sector tests never hold them again."""
+    return {r[0] for r in con.execute(
+        "SELECT submission_id FROM raw.submission_gate WHERE status = 'released' AND submission_id IN "
+        "(SELECT submission_id FROM raw.submission_gate_log WHERE actor = ? AND status = 'held')", [SECTOR_ACTOR]
+    ).fetchall()}
+
+
+def attribute_sector_failures(
+    con: duckdb.DuckDBPyConnection, failures: list[SectorTestFailure], published: set[str]
+) -> SectorVerdict:
+    """Blame each failing test on the submissions of its failing rows (read-only: the test's own SQL,
+    run again on the warehouse the build left). A failure is attributable when its rows carry
+    insurer_id and submission_id and every row names an admitted submission that is not in the
+    published version and was not released by an operator after an earlier sector-test hold.
+
+    A test that fails on rows of most insurers at once is not one delivery's problem (a model, a macro
+    or a seed is wrong): holding them all would publish an empty sector, so it is not attributed."""
+    verdict = SectorVerdict()
+    admitted = dict(con.execute(
+        "SELECT submission_id, insurer_id FROM raw.submission_gate WHERE status IN (SELECT unnest(?))", [list(ADMITTED)]
+    ).fetchall())
+    most_insurers = max(1, len(set(admitted.values())) // 2)
+    released = released_after_sector_hold(con)
+    for failure in failures:
+        why = _unattributable(con, failure)
+        if why:
+            verdict.unattributable.append((failure.name, why))
+            continue
+        sql = failure.compiled_code
+        rows = con.execute(f"SELECT submission_id, count(*) FROM (\n{sql}\n) AS failing GROUP BY ALL ORDER BY ALL").fetchall()
+        sids = {sid for sid, _ in rows}
+        problems = [
+            (not rows, "its failing rows are gone when read again"),
+            (None in sids, "failing rows without a submission_id"),
+            (bool(sids & published), "rows of published submission(s) " + _short(sids & published)),
+            (bool(sids & released), "rows of submission(s) released by an operator after a sector-test hold "
+             + _short(sids & released)),
+            (bool(sids - admitted.keys() - {None}),
+             "rows of submission(s) no longer admitted " + _short(sids - admitted.keys() - {None})),
+            (len({admitted[s] for s in sids if s in admitted}) > most_insurers,
+             f"rows of {len({admitted[s] for s in sids if s in admitted})} insurers' submissions: not one delivery's problem"),
+        ]
+        blocking = [text for bad, text in problems if bad]
+        if blocking:
+            verdict.unattributable.append((failure.name, "; ".join(blocking)))
+            continue
+        for sid, n in rows:
+            samples = con.execute(
+                f"SELECT * EXCLUDE ({', '.join(LINEAGE)}) FROM (\n{sql}\n) AS failing WHERE submission_id = ? LIMIT ?",
+                [sid, SAMPLES_PER_FINDING],
+            )
+            names = [d[0] for d in samples.description]
+            verdict.holds.setdefault(sid, []).append({
+                "test": failure.name,
+                "failing_rows": n,
+                "samples": [{k: _jsonable(v) for k, v in zip(names, r, strict=True) if k != "source_file"}
+                            for r in samples.fetchall()],
+            })
+    return verdict
+
+
+def _unattributable(con: duckdb.DuckDBPyConnection, failure: SectorTestFailure) -> str | None:
+    if failure.resource_type != "test" or failure.status != "fail":
+        first_line = (failure.message or "").strip().splitlines()[:1]
+        return f"{failure.resource_type} {failure.status}" + (f": {first_line[0]}" if first_line else "")
+    if not failure.compiled_code:
+        return "no compiled SQL in the build's results"
+    try:
+        columns = {d[0] for d in con.execute(f"SELECT * FROM (\n{failure.compiled_code}\n) AS failing LIMIT 0").description}
+    except duckdb.Error as exc:
+        return f"its SQL cannot be read again ({type(exc).__name__})"
+    if not set(LINEAGE) <= columns:
+        return "its failing rows carry no insurer_id and submission_id (a test on an aggregate or a seed)"
+    return None
+
+
+def _short(ids: set[str]) -> str:
+    return ", ".join(sorted(i[:12] for i in ids if i))
+
+
+def hold_for_sector_tests(con: duckdb.DuckDBPyConnection, holds: dict[str, list[dict]]) -> list[dict]:
+    """Hold admitted submissions whose rows fail blocking sector-level tests (reasons SECTOR_TEST:<test>,
+    the tests, failing row counts and sample keys in `results.sector_tests`), logged with actor
+    `sector_tests`. One transaction. An operator releases, rejects or revokes them as any held one."""
+    at = now()
+    held = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for sid, findings in sorted(holds.items()):
+            rows = con.execute(
+                "SELECT g.status, g.results, g.insurer_id, s.source_file FROM raw.submission_gate g "
+                "JOIN raw.submissions s USING (submission_id) WHERE submission_id = ?", [sid]
+            ).fetchall()
+            if not rows or rows[0][0] not in ADMITTED:
+                raise GateError(f"{sid[:12]} is not admitted: the sector tests cannot hold it")
+            _, results, insurer_id, source_file = rows[0]
+            reasons = sorted({f"{SECTOR_TEST}:{f['test']}" for f in findings})
+            note = "failed blocking sector test(s): " + ", ".join(
+                f"{f['test']} ({f['failing_rows']} row{'s' if f['failing_rows'] != 1 else ''})" for f in findings)
+            results = (json.loads(results) if results else {}) | {
+                "sector_tests": [{**f, "held_at": at.isoformat(timespec="seconds")} for f in findings]}
+            con.execute(
+                """UPDATE raw.submission_gate SET status = 'held', reasons = ?, results = ?, admitted_at = NULL,
+                   decided_by = ?, decided_at = ?, decision_note = ? WHERE submission_id = ?""",
+                [reasons, json.dumps(results, default=_jsonable, ensure_ascii=False), SECTOR_ACTOR, at, note, sid],
+            )
+            con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, 'held', ?, ?, ?)",
+                        [sid, at, reasons, SECTOR_ACTOR, note])
+            held.append({"submission_id": sid, "insurer_id": insurer_id, "source_file": source_file,
+                         "reasons": reasons, "note": note})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return held

@@ -71,28 +71,35 @@ def test_the_gate_holds_exactly_the_files_the_truth_says_and_admits_the_rest(sam
     }
 
 
-def _next_month_claims(sample_landing: Path, cfg, source_name: str, target_name: str, months: int, paid_factor: float) -> Path:
+def _next_month_claims(sample_landing: Path, cfg, source_name: str, target_name: str, months: int, paid_factor: float,
+                       in_expense: bool = False) -> Path:
     """A later monthly claim file of the same insurer: the last month's valuations moved on by
-    `months`, paid amounts multiplied by `paid_factor` (a unit or extraction error when ≠ 1)."""
+    `months`, paid amounts multiplied by `paid_factor` (a unit or extraction error when ≠ 1); with
+    `in_expense`, the indemnity stays and the expense takes the whole change of the paid total."""
     cols = cfg.record_types["claim_valuation"].columns
     src, dst = sample_landing / cfg.insurer_id / source_name, sample_landing / cfg.insurer_id / target_name
     valuation = date(2024, 12, 31)
     new_date = {1: date(2025, 1, 31), 2: date(2025, 2, 28)}[months]
-    paid = [cols["paid_indemnity"], cols["paid_expense"]]
-    if cfg.format == "csv":
-        frame = pl.read_csv(src, infer_schema=False, encoding="utf8")
-        frame = frame.with_columns(
-            pl.col(cols["valuation_date"]).str.replace(valuation.isoformat(), new_date.isoformat()),
-            *[(pl.col(c).cast(pl.Decimal(18, 2), strict=False) * paid_factor).cast(pl.Decimal(18, 2)).cast(pl.String).alias(c)
-              for c in paid],
-        )
+    indemnity, expense = cols["paid_indemnity"], cols["paid_expense"]
+    csv = cfg.format == "csv"
+    frame = pl.read_csv(src, infer_schema=False, encoding="utf8") if csv else pl.read_parquet(src)
+
+    def amount(c: str) -> pl.Expr:
+        return pl.col(c).cast(pl.Decimal(18, 2), strict=False)
+
+    if in_expense:
+        scaled = {expense: amount(expense) + (amount(indemnity) + amount(expense)) * (paid_factor - 1)}
+    else:
+        scaled = {c: amount(c) * paid_factor for c in (indemnity, expense)}
+    frame = frame.with_columns(
+        pl.col(cols["valuation_date"]).str.replace(valuation.isoformat(), new_date.isoformat()) if csv
+        else pl.lit(new_date).alias(cols["valuation_date"]),
+        *[(e.cast(pl.Decimal(18, 2)).cast(pl.String) if csv else e.cast(pl.Decimal(18, 2))).alias(c)
+          for c, e in scaled.items()],
+    )
+    if csv:
         frame.write_csv(dst)
     else:
-        frame = pl.read_parquet(src)
-        frame = frame.with_columns(
-            pl.lit(new_date).alias(cols["valuation_date"]),
-            *[(pl.col(c) * paid_factor).cast(pl.Decimal(18, 2)).alias(c) for c in paid],
-        )
         frame.write_parquet(dst)
     if cfg.quality.manifest_required:
         totals = {}
@@ -197,7 +204,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     released = cli("release", planted_id[:12], "--note", "insurer confirms the manifest miscounted; data complete",
                    "--reviewer", "data office")
     assert released.returncode == 0, released.stderr
-    again = cli("reject", planted_id[:12], "--note", "changed my mind")
+    again = cli("release", planted_id[:12], "--note", "released twice")
     assert again.returncode != 0 and "not held" in again.stderr
 
     with pytest.MonkeyPatch.context() as mp:
@@ -354,10 +361,11 @@ def test_a_young_book_establishes_its_level_before_drift_is_judged():
 
 
 def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tmp_path):
-    """Dongfang's paid amounts fall to a tenth from January on and stay there (say, restated net of a new
-    quota share, as the insurer explains). January and February are both held for drift against December.
-    The operator releases January: it is the new baseline, so February (held for drift alone) returns
-    to pending, logged, and the next gate run admits it — ratio 1 against January."""
+    """Dongfang's paid totals rise tenfold from January on and stay there (say, its expenses restated to
+    include the loss adjustment it used to book elsewhere, as the insurer explains). January and February
+    are both held for drift against December. The operator releases January: it is the new baseline, so
+    February (held for drift alone) returns to pending, logged, and the next gate run admits it — ratio 1
+    against January. (A fall would also be held for PAID_DECREASES: cumulative paid cannot fall.)"""
     from quality.gate import evaluate_insurer, review
     from tests.conftest import ingestion_assets, make_resources
 
@@ -369,8 +377,10 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
     shutil.copy(sample.warehouse_path, db)
     shutil.copytree(sample.landing, data_dir / "landing")
     landing = data_dir / "landing"
-    jan = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202501.csv", 1, paid_factor=0.1))
-    feb = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202502.csv", 2, paid_factor=0.1))
+    jan = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202501.csv", 1, paid_factor=10,
+                                          in_expense=True))
+    feb = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202502.csv", 2, paid_factor=10,
+                                          in_expense=True))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
         assert dg.materialize(ingestion_assets(), resources=make_resources(data_dir, db), raise_on_error=False).success
@@ -383,7 +393,7 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
         assert outcome["reopened"] == [], "a rejection changes no baseline"
         con.execute("UPDATE raw.submission_gate SET status = 'held' WHERE submission_id = ?", [feb])  # undo for the test
 
-        outcome = review(con, jan[:12], "release", "data office", "net-of-quota-share restatement confirmed")
+        outcome = review(con, jan[:12], "release", "data office", "expense restatement confirmed")
         assert outcome["reopened"] == ["dongfang_pc/claims_202502.csv"]
         status, log = con.execute(
             "SELECT g.status, (SELECT list(actor || ':' || status || ':' || coalesce(note, '') ORDER BY logged_at) "

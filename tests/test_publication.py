@@ -183,7 +183,9 @@ def test_a_reader_keeps_version_n_while_n_plus_1_is_published(sample, published)
 
 
 def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_path):
-    """A claim valued before it was reported breaks a blocking dbt test: the run fails, nothing is published."""
+    """A claim valued before it was reported breaks a blocking dbt test on rows of a published submission
+    (no new submission can be held for it, see tests/test_sector_isolation.py): the run fails, nothing is
+    published."""
     import dagster as dg
 
     from orchestration.defs.publication.assets import sector_claims_db
@@ -196,13 +198,12 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
     shutil.copy(sample.warehouse_path, db)
     shutil.copytree(published, data_dir / "published")
     with duckdb.connect(str(db)) as con:
+        # A row of a published submission changed in place; the full rebuild after a project change reads it.
         con.execute("""
-            INSERT INTO raw.claim_valuations
-            SELECT * REPLACE (report_date + INTERVAL 400 DAY AS report_date, 'bad-submission' AS submission_id,
-                              now()::TIMESTAMP AS ingested_at)
-            FROM raw.claim_valuations LIMIT 1""")
-        con.execute("""INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons, admitted_at)
-                       VALUES ('bad-submission', 'dongfang_pc', 'passed', [], now()::TIMESTAMP)""")
+            UPDATE raw.claim_valuations SET report_date = valuation_date + INTERVAL 1 DAY
+            WHERE (submission_id, claim_key, valuation_date) = (
+                SELECT (submission_id, claim_key, valuation_date) FROM marts.fct_claim_valuations LIMIT 1)""")
+        con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'an older project'")
     before = digest(data_dir / "published" / PUBLISHED_NAME)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))

@@ -99,3 +99,9 @@ ranked as (
     coalesce({{ policies }}.province_code, 'unknown') as province_code,
     case when {{ policies }}.policy_key is null then 'unknown' else coalesce({{ policies }}.pilot_code, 'none') end as pilot_cohort
 {%- endmacro %}
+
+{#- A submission's rows reach the models when its gate status admits them: passed the submission
+    gate, or released by an operator (the same set as quality.gate.ADMITTED). -#}
+{% macro is_admitted(gate_status) -%}
+    {{ gate_status }} in ('passed', 'released')
+{%- endmacro %}

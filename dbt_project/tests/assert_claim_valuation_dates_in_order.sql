@@ -4,7 +4,9 @@ select
     claim_key,
     valuation_date,
     report_date,
-    closed_date
+    closed_date,
+    insurer_id,
+    submission_id
 from {{ ref('fct_claim_valuations') }}
 where valuation_date < report_date
     or closed_date < report_date

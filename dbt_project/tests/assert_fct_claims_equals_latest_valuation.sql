@@ -1,6 +1,6 @@
 -- A failing row is a claim that is in fct_claim_valuations but not in fct_claims (or the reverse),
 -- or whose fct_claims row differs from its valuation with the latest valuation_date (status, dates,
--- currency, amounts), or whose valuation count and date range disagree with the history.
+-- currency, amounts, submission), or whose valuation count and date range disagree with the history.
 with history as (
     select
         claim_key,
@@ -29,7 +29,9 @@ select
         when claims.claim_key is null then 'missing from fct_claims'
         when latest.claim_key is null then 'not in fct_claim_valuations'
         else 'differs from latest valuation'
-    end as problem
+    end as problem,
+    coalesce(claims.insurer_id, latest.insurer_id) as insurer_id,
+    coalesce(latest.submission_id, claims.submission_id) as submission_id
 from claims
 full outer join latest on claims.claim_key = latest.claim_key
 left join history on coalesce(claims.claim_key, latest.claim_key) = history.claim_key
@@ -41,6 +43,7 @@ where claims.claim_key is null
     or claims.incident_key is distinct from latest.incident_key
     or claims.policy_key is distinct from latest.policy_key
     or claims.insurer_id is distinct from latest.insurer_id
+    or claims.submission_id is distinct from latest.submission_id
     or claims.coverage_section is distinct from latest.coverage_section
     or claims.status is distinct from latest.status
     or claims.is_open is distinct from latest.is_open

@@ -3,6 +3,7 @@
 -- it occurred. Discovery and resolution dates are optional; a missing one is not checked.
 select
     insurer_id,
+    submission_id,
     incident_key,
     occurred_date,
     discovered_date,

@@ -11,6 +11,7 @@ by_reference as (
     select
         incident_key,
         insurer_id,
+        submission_id,
         loss_event_id,
         'reference' as grouping_method,
         {{ surrogate_id(["'reference'", 'systemic_event_ref']) }} as systemic_event_id,
@@ -70,6 +71,7 @@ by_cluster as (
     select
         unreferenced.incident_key,
         unreferenced.insurer_id,
+        unreferenced.submission_id,
         unreferenced.loss_event_id,
         'date_cluster' as grouping_method,
         {{ surrogate_id(["'cluster'", 'spike_clusters.incident_type', 'spike_clusters.cluster_sequence']) }} as systemic_event_id,

@@ -1,6 +1,7 @@
--- Codes in the warehouse that map to nothing in the current taxonomy seeds, per insurer. Ingestion
--- validates codes when a file arrives; this catches what a later taxonomy version no longer knows,
--- and amounts whose currency has no FX rate for the month. Empty on healthy data.
+-- Codes in the warehouse that map to nothing in the current taxonomy seeds, per insurer and
+-- submission. Ingestion validates codes when a file arrives; this catches what a later taxonomy
+-- version no longer knows, and amounts whose currency has no FX rate for the month. Empty on healthy
+-- data. A null code (a field the insurer does not deliver) is unknown, not unmapped.
 with policies as (
     select * from {{ ref('int_policies__enriched') }}
 ),
@@ -58,10 +59,10 @@ problems as (
 
 select
     insurer_id,
+    submission_id,
     record_type,
     field,
     code,
-    count(*) as n_rows,
-    min(submission_id) as example_submission_id
+    count(*) as n_rows
 from problems
-group by insurer_id, record_type, field, code
+group by insurer_id, submission_id, record_type, field, code

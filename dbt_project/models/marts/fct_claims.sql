@@ -1,5 +1,8 @@
 -- One row per claim: its latest state (the valuation with the latest date), its loss event, policy
 -- segment and accident date. A claim missing from later submissions keeps its last state.
+-- insurer_id and submission_id (of the latest valuation) are internal lineage, never published: they
+-- name the submission behind a failing test's row. A claim without a coverage section (the insurer
+-- does not deliver the split) has coverage_party 'unknown'.
 with valuations as (
     select * from {{ ref('fct_claim_valuations') }}
 ),
@@ -31,7 +34,7 @@ select
     latest.insurer_id,
     coalesce(policies.insured_key, incidents.insured_key) as insured_key,
     latest.coverage_section,
-    sections.party as coverage_party,
+    case when latest.coverage_section is null then 'unknown' else sections.party end as coverage_party,
     latest.status,
     latest.is_open,
     latest.report_date,
@@ -60,7 +63,8 @@ select
     latest.case_reserve_cny,
     latest.recoveries_cny,
     latest.paid_cny,
-    latest.incurred_cny
+    latest.incurred_cny,
+    latest.submission_id
 from latest
 inner join history on latest.claim_key = history.claim_key
 left join {{ ref('int_incidents__linked') }} as incidents

@@ -1,4 +1,8 @@
-"""dbt models as Dagster assets: one graph from each insurer's ingestion to the marts."""
+"""dbt models as Dagster assets: one graph from each insurer's ingestion to the marts.
+
+The build holds, rebuilds and publishes the rest when its blocking tests fail only on rows of new
+submissions (quality.gate.attribute_sector_failures); any other failure fails the step and, with it,
+publication."""
 
 import logging
 import os
@@ -12,14 +16,23 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from cyberclaims.settings import paths
 from orchestration.defs.ingestion.assets import RAW_TABLES
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from orchestration.defs.transformation.project import dbt_build_args, dbt_project, dbt_source_fingerprint
+from orchestration.defs.transformation.project import (
+    blocked_message,
+    build_failures,
+    dbt_build_args,
+    dbt_project,
+    dbt_source_fingerprint,
+)
 from publication.publish import (
-    incremental_project,
+    full_refresh_reason,
     inputs_fingerprint,
     published_manifest,
+    published_submissions,
     record_build_completed,
     record_build_inputs,
+    record_build_restarted,
 )
+from quality.gate import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
 _LAYERS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
@@ -103,6 +116,15 @@ def build_inputs(context: dg.AssetExecutionContext, config: BuildInputsConfig, w
     yield dg.MaterializeResult(metadata={"inputs_fingerprint": fingerprint})
 
 
+def _failures(invocation) -> list[SectorTestFailure]:
+    """What a failed invocation stopped on; dbt itself failing (no run results) is a failure of its own."""
+    try:
+        failures = build_failures(invocation.get_artifact("run_results.json"))
+    except FileNotFoundError:
+        failures = []
+    return failures or [SectorTestFailure("dbt", "invocation", "error", str(invocation.get_error() or "no results"))]
+
+
 def build_dbt_assets() -> dg.AssetsDefinition:
     project = dbt_project()
 
@@ -114,17 +136,48 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # run in between), and also when the dbt assets are materialized on their own.
         project_fingerprint = dbt_source_fingerprint(project.project_dir)
         with warehouse.writer() as con:
-            built_with = incremental_project(con)
+            why_whole = full_refresh_reason(con, project_fingerprint)
             started = record_build_inputs(con, inputs_fingerprint(con, project_fingerprint), project_fingerprint)
         # The incremental models keep rows built by earlier runs: when the project changed since the
-        # last completed build (a model, a macro, a seed such as an FX rate), they are rebuilt whole.
-        full_refresh = config.full_refresh or built_with != project_fingerprint
+        # last completed build, or a submission left the admitted set, they are rebuilt whole.
+        full_refresh = config.full_refresh or why_whole is not None
         if full_refresh and not config.full_refresh:
-            why = "the dbt project changed since the last completed build" if built_with else "no completed build recorded"
-            context.log.info(f"{why}: the incremental models are rebuilt whole (full refresh)")
+            context.log.info(f"{why_whole}: the incremental models are rebuilt whole (full refresh)")
         # profiles.yml reads the warehouse path from this variable; the dbt subprocess inherits it.
         os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
-        yield from dbt.cli(dbt_build_args(full_refresh=full_refresh), context=context).stream()
+        published = set(published_submissions(paths().published))
+        held: list[str] = []
+        # One insurer never stops the sector: while the build fails only on blocking tests whose failing
+        # rows name new submissions, those are held and the marts rebuilt whole without them. Each round
+        # holds at least one more submission, so this ends. Only the last build's events reach Dagster
+        # (an output is yielded once per step).
+        while True:
+            invocation = dbt.cli(dbt_build_args(full_refresh=full_refresh), context=context, raise_on_error=False)
+            events = list(invocation.stream())
+            if invocation.is_successful():
+                break
+            failures = _failures(invocation)
+            with warehouse.reader() as con:
+                verdict = attribute_sector_failures(con, failures, published)
+            if not verdict.attributable:
+                break
+            with warehouse.writer() as con:
+                holds = hold_for_sector_tests(con, verdict.holds)
+                started = record_build_restarted(con, started, inputs_fingerprint(con, project_fingerprint))
+            for h in holds:
+                context.log.warning(f"{h['source_file']}: HELD ({h['note']}); the marts are rebuilt without it")
+            held += [h["source_file"] for h in holds]
+            full_refresh = True
+        yield from events
+        if not invocation.is_successful():
+            raise dg.Failure(
+                description=blocked_message(verdict, held),
+                metadata={"unattributable": dg.MetadataValue.json(dict(verdict.unattributable)),
+                          "held_for_sector_tests": dg.MetadataValue.json(held)},
+            )
+        if held:
+            context.log.warning(f"{len(held)} submission(s) held for failing sector tests: {', '.join(held)}; "
+                                "the marts hold the others")
         with warehouse.writer() as con:
             record_build_completed(con, started)
 

@@ -1,4 +1,4 @@
-"""The one dbt project, and the pure function that builds dbt's command line."""
+"""The one dbt project, and the pure functions that build dbt's command line and read its results."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from cyberclaims.settings import PROJECT_ROOT
+from quality.gate import SectorTestFailure, SectorVerdict
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -73,3 +74,31 @@ def dbt_build_args(full_refresh: bool = False, select: str | None = None) -> lis
     if select:
         args += ["--select", select]
     return args
+
+
+def build_failures(run_results: dict) -> list[SectorTestFailure]:
+    """The nodes a failed `dbt build` stopped on (its run_results.json): failed tests of error severity,
+    with the compiled SQL of their failing rows, and any node that errored. Warnings and nodes
+    skipped because of an upstream failure are not failures of their own."""
+    failures = []
+    for result in run_results["results"]:
+        if result["status"] not in ("fail", "error", "runtime error"):
+            continue
+        parts = result["unique_id"].split(".")
+        resource_type = parts[0]
+        name = parts[-1] if resource_type == "unit_test" else parts[2]
+        failures.append(SectorTestFailure(
+            name=name, resource_type=resource_type, status="fail" if result["status"] == "fail" else "error",
+            message=result.get("message") or "", failures=result.get("failures"),
+            compiled_code=result.get("compiled_code"),
+        ))
+    return failures
+
+
+def blocked_message(verdict: SectorVerdict, held: list[str]) -> str:
+    """Why the build blocks publication: every failure that names no holdable submission, and why."""
+    parts = [f"{name} ({why})" for name, why in verdict.unattributable]
+    message = f"dbt build failed; publication blocked by {len(parts)} failure(s) no submission can be held for: " + "; ".join(parts)
+    if held:
+        message += f" (held for sector tests in this build: {', '.join(held)})"
+    return message

@@ -20,5 +20,5 @@ from {{ source('raw', 'incidents') }}
 inner join (
     select submission_id, admitted_at
     from {{ source('raw', 'submission_gate') }}
-    where status in ('passed', 'released')
+    where {{ is_admitted('status') }}
 ) as admitted using (submission_id)
