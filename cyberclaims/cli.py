@@ -126,13 +126,19 @@ def status() -> None:
     _print_status()
 
 
+# orchestration.definitions.CYCLE_JOB (not imported: loading the definitions parses the dbt manifest).
+CYCLE_JOB = "monthly_cycle"
+
+
 def _print_status() -> None:
     from ingestion import warehouse
     from publication.publish import existing_versions, published_version
+    from quality.gate import SECTOR_ACTOR
 
     published = settings.paths().published
     click.echo(f"Published {published / 'sector_claims.duckdb'}: version {published_version(published) or 'none'}"
                f" (kept: {existing_versions(published) or 'none'})")
+    _print_last_cycle()
     path = settings.paths().warehouse
     if not path.exists():
         click.echo(f"No warehouse yet at {path}")
@@ -148,18 +154,60 @@ def _print_status() -> None:
         ).fetchall():
             click.echo(f"    {insurer:16s} {status:9s} {gate:9s} {n:>6}")
         held = con.execute(
-            "SELECT s.source_file, g.reasons FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) "
-            "WHERE g.status = 'held' ORDER BY s.source_file"
+            "SELECT s.source_file, g.reasons, g.decided_by = ? FROM raw.submission_gate g "
+            "JOIN raw.submissions s USING (submission_id) WHERE g.status = 'held' ORDER BY s.source_file",
+            [SECTOR_ACTOR],
         ).fetchall()
-        if held:
-            click.echo("  held by the submission gate (see `cyberclaims submissions list --status held`):")
-            for source_file, reasons in held:
-                click.echo(f"    {source_file:48s} {','.join(reasons)}")
+        for by_sector, title in (
+            (False, "held by the submission gate (see `cyberclaims submissions list --status held`):"),
+            (True, "held by the sector tests: a blocking dbt test failed on their rows, the others were published "
+                   "(`cyberclaims submissions show ID`, then release or reject):"),
+        ):
+            rows = [(f, r) for f, r, sector in held if bool(sector) == by_sector]
+            if rows:
+                click.echo(f"  {title}")
+                for source_file, reasons in rows:
+                    click.echo(f"    {source_file:48s} {','.join(reasons)}")
         click.echo("  quarantined rows by reason:")
         for reason, n in con.execute(
             "SELECT reason, count(*) FROM (SELECT unnest(reason_codes) AS reason FROM raw.quarantine) GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             click.echo(f"    {reason:18s} {n:>8,}")
+
+
+def _print_last_cycle() -> None:
+    """The last monthly cycle recorded in the Dagster instance: its status, when it ended and, when it
+    failed, why (the root cause of each failed step, e.g. the blocking dbt tests that failed)."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    home = settings.paths().dagster_home
+    if not (home / "dagster.yaml").exists():
+        click.echo(f"Last cycle: none recorded (no Dagster instance at {home})")
+        return
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name=CYCLE_JOB), limit=1)
+        if not records:
+            click.echo(f"Last cycle: no {CYCLE_JOB} run recorded in {home}")
+            return
+        record = records[0]
+        run = record.dagster_run
+        when = record.end_time or record.start_time
+        at = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "not started"
+        ended = "ended" if record.end_time else "started"
+        click.echo(f"Last cycle: {CYCLE_JOB} run {run.run_id[:8]} {run.status.value}, {ended} {at}")
+        if run.status != dg.DagsterRunStatus.FAILURE:
+            return
+        failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        for entry in failures:
+            data = entry.dagster_event.event_specific_data
+            user = getattr(data, "user_failure_data", None)
+            why = user.description if user and user.description else (
+                _root_cause(data.error) if data and data.error else "no error recorded")
+            click.echo(f"  failed step {entry.dagster_event.step_key}: {why}")
+        if not failures:
+            click.echo("  the run failed before any step failed (see the Dagster UI)")
 
 
 @main.command()
@@ -254,7 +302,8 @@ def report_regulator(quarter: str | None, rules_file: str | None) -> None:
 
 @main.group()
 def submissions() -> None:
-    """The submission gate: list submissions by gate status, show one, release or reject a held one."""
+    """The submission gate: list submissions by gate status, show one, release or reject a held one, revoke an
+    admitted one."""
 
 
 @submissions.command("list")
@@ -307,11 +356,14 @@ def _review(action: str, submission_id: str, note: str, reviewer: str | None) ->
             outcome = review(con, submission_id, action, actor, note)
         except ReviewError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"{outcome['source_file']} ({outcome['submission_id'][:16]}): {outcome['status']} by {actor}")
+    click.echo(f"{outcome['source_file']} ({outcome['submission_id'][:16]}): {outcome['logged']} by {actor}")
     if action == "release":
         click.echo("It enters the marts and the published database with the next `cyberclaims run`.")
         for source_file in outcome["reopened"]:
             click.echo(f"  {source_file}: held for drift against an older baseline; judged again by the next run")
+    elif outcome["logged"] == "revoked":
+        click.echo("Its rows leave the marts and the published database with the next `cyberclaims run` "
+                   "(the marts are rebuilt whole); they stay in raw for audit.")
 
 
 def _review_command(action: str, summary: str, why: str) -> None:
@@ -324,7 +376,10 @@ def _review_command(action: str, summary: str, why: str) -> None:
 
 
 _review_command("release", "Admit a held submission.", "Why it may be admitted")
-_review_command("reject", "Reject a held submission for good: its rows never reach the marts.", "Why it is rejected")
+_review_command("reject", "Reject a held or admitted submission for good: its rows never reach (or leave) the marts.",
+                "Why it is rejected")
+_review_command("revoke", "Revoke an admitted submission: its rows leave the marts and the next published version.",
+                "Why it is revoked")
 
 
 @main.command()
