@@ -97,8 +97,19 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
     if result.success and decides and not result.asset_materializations_for_node(BUILD_DECISION_OP):
         click.echo("Nothing new since the published version (same submissions, gate decisions and dbt project): "
                    "dbt build, publication, feedback and regulator pack skipped (--rebuild forces them).")
+    _print_disabled_insurers()
     _print_status()
     sys.exit(0 if result.success else 1)
+
+
+def _print_disabled_insurers() -> None:
+    """An invalid config disables only its insurer; say so, with every problem, to stderr."""
+    from ingestion.config import config_dir, load_configs
+
+    loaded = load_configs()
+    for insurer_id, error in sorted(loaded.errors.items()):
+        click.echo(f"WARNING: insurer {insurer_id} is DISABLED (its files are not read) — invalid config in "
+                   f"{config_dir()}:\n  " + error.replace("\n", "\n  "), err=True)
 
 
 @main.command()
@@ -139,6 +150,12 @@ def _print_status() -> None:
     click.echo(f"Published {published / 'sector_claims.duckdb'}: version {published_version(published) or 'none'}"
                f" (kept: {existing_versions(published) or 'none'})")
     _print_last_cycle()
+    from ingestion.config import config_dir, load_configs
+
+    for insurer_id, error in sorted(load_configs().errors.items()):
+        problems = error.count("\n")
+        click.echo(f"Insurer {insurer_id} DISABLED: its config in {config_dir()} is invalid ({problems} problem(s); "
+                   f"`cyberclaims onboard check {config_dir() / (insurer_id + '.yaml')}` lists them)")
     path = settings.paths().warehouse
     if not path.exists():
         click.echo(f"No warehouse yet at {path}")
@@ -307,43 +324,70 @@ def submissions() -> None:
 
 
 @submissions.command("list")
-@click.option("--status", type=click.Choice(["pending", "passed", "held", "released", "rejected"]), default=None)
+@click.option("--status", type=click.Choice(["pending", "passed", "held", "released", "rejected"]), default=None,
+              help="Gate status; 'rejected' includes files that could not be read.")
 @click.option("--insurer", default=None)
 def submissions_list(status: str | None, insurer: str | None) -> None:
-    """Loaded submissions with their gate status and reasons (default: every one)."""
+    """Submissions with their gate status and reasons, and files rejected unread with their error (default: every one)."""
     from ingestion import warehouse
     from quality.gate import gate_overview
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         rows = gate_overview(con, status, insurer)
+        unread = warehouse.rejected_files(con, insurer) if status in (None, "rejected") else []
     for r in rows:
         reasons = ",".join(r["reasons"] or [])
         click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {r['status']:9s} {r['source_file']:48s} {reasons}")
-    click.echo(f"{len(rows)} submission(s)")
+    for r in unread:
+        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {'rejected':9s} {r['source_file']:48s} "
+                   f"file not read: {r['error']}")
+    click.echo(f"{len(rows) + len(unread)} submission(s)" + (f", {len(unread)} of them files not read "
+               "(`cyberclaims submissions retry ID` reads one again)" if unread else ""))
 
 
 @submissions.command("show")
 @click.argument("submission_id")
 def submissions_show(submission_id: str) -> None:
-    """The gate's findings for one submission (id or a prefix of ≥ 8 characters), as JSON."""
+    """The gate's findings for one submission, or a rejected file's error (id or a prefix of ≥ 8 characters), as JSON."""
     import json
 
     from ingestion import warehouse
-    from quality.gate import ReviewError, resolve_submission
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         try:
-            sid = resolve_submission(con, submission_id)
-        except ReviewError as exc:
+            sid = warehouse.resolve_submission_id(con, submission_id)
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         row = con.execute(
-            "SELECT g.insurer_id, s.source_file, g.status, g.reasons, g.results, g.decided_by, g.decision_note "
-            "FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) WHERE submission_id = ?", [sid]
+            "SELECT s.insurer_id, s.source_file, coalesce(g.status, s.status), g.reasons, g.results, g.decided_by, "
+            "g.decision_note, s.error, s.mapping_version, s.ingested_at "
+            "FROM raw.submissions s LEFT JOIN raw.submission_gate g USING (submission_id) WHERE submission_id = ?", [sid]
         ).fetchall()[0]
-    keys = ("insurer_id", "source_file", "status", "reasons", "results", "decided_by", "decision_note")
-    out = dict(zip(keys, row, strict=True)) | {"submission_id": sid}
+    keys = ("insurer_id", "source_file", "status", "reasons", "results", "decided_by", "decision_note", "error",
+            "mapping_version", "ingested_at")
+    out = {"submission_id": sid} | dict(zip(keys, row, strict=True))
     out["results"] = json.loads(out["results"]) if out["results"] else None
+    if out["error"]:
+        out["retry"] = f"cyberclaims submissions retry {sid[:12]} (or change the insurer's mapping_version)"
     click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+
+
+@submissions.command("retry")
+@click.argument("submission_id")
+@click.option("--note", default="retry requested", show_default=True, help="Why (recorded in the submission log).")
+@click.option("--reviewer", default=None, help="Who asks (default: $USER).")
+def submissions_retry(submission_id: str, note: str, reviewer: str | None) -> None:
+    """Read a rejected file again with the next `cyberclaims run` (e.g. after the layout was fixed)."""
+    from ingestion import warehouse
+
+    actor = reviewer or os.environ.get("USER") or "operator"
+    with warehouse.connect(settings.paths().warehouse) as con:
+        try:
+            sid = warehouse.resolve_submission_id(con, submission_id)
+            source_file = warehouse.forget_rejection(con, sid, note, actor)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{source_file} ({sid[:16]}): will be read again by the next `cyberclaims run`")
 
 
 def _review(action: str, submission_id: str, note: str, reviewer: str | None) -> None:
@@ -380,6 +424,41 @@ _review_command("reject", "Reject a held or admitted submission for good: its ro
                 "Why it is rejected")
 _review_command("revoke", "Revoke an admitted submission: its rows leave the marts and the next published version.",
                 "Why it is revoked")
+
+
+@main.group()
+def onboard() -> None:
+    """Onboard an insurer: dry-run its layout, or write the bureau's standard submission template."""
+
+
+@onboard.command("check")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def onboard_check(config: Path, files: tuple[Path, ...]) -> None:
+    """Validate CONFIG and dry-run FILES through it (nothing is written). Exit 0 only if they would load cleanly."""
+    from ingestion.onboard import check_files, render
+
+    report = check_files(config, list(files))
+    click.echo(render(report), nl=False)
+    sys.exit(0 if report.clean else (2 if report.config_error else 1))
+
+
+@onboard.command("template")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bureau_template"),
+              show_default=True, help="Folder to write the template and its config into.")
+@click.option("--insurer-id", default="new_insurer", show_default=True, help="The insurer id of the ready config.")
+@click.option("--display-name", default="New insurer (bureau standard template)", show_default=True)
+@click.option("--variant", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True,
+              help="Which template the ready config reads: the workbook or the three CSV files.")
+def onboard_template(out_dir: Path, insurer_id: str, display_name: str, variant: str) -> None:
+    """Write the bureau's standard submission template (xlsx and CSV) and the ready config that reads it."""
+    from ingestion.template import write_template
+
+    written = write_template(out_dir, insurer_id, display_name, variant)
+    for path in written:
+        click.echo(f"  {path}")
+    click.echo(f"An insurer delivering in this template needs no mapping: copy {insurer_id}.yaml into the config "
+               f"folder (CYBERCLAIMS_CONFIG_DIR) and drop the filled files into landing/{insurer_id}/.")
 
 
 @main.command()

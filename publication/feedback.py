@@ -67,6 +67,15 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
         history.setdefault(submission_id, []).append({
             "at": logged_at.isoformat(timespec="seconds"), "status": status, "reasons": log_reasons or [],
             "by": actor, "note": note})
+    # How each canonical field was delivered (column, computed, constant, not delivered), and how complete.
+    fields: dict[str, dict[str, list[dict]]] = {}
+    for submission_id, rt, name, delivery, source, accepted, with_value in con.execute(
+        "SELECT submission_id, record_type, field, delivery, source, rows_accepted, rows_with_value "
+        "FROM raw.submission_fields ORDER BY submission_id, record_type"
+    ).fetchall():
+        fields.setdefault(submission_id, {}).setdefault(rt, []).append({
+            "field": name, "delivery": delivery, "source": source, "rows_accepted": accepted,
+            "rows_with_value": with_value})
     reports = []
     for (submission_id, insurer_id, source_file, status, error, warnings, delivered, loaded, quarantined,
          mapping_version, ingested_at) in con.execute("""
@@ -90,6 +99,9 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
             "quarantine_by_reason": reasons.get(submission_id, {}),
             "reason_descriptions": {r: REASON_DESCRIPTIONS.get(r, "") for r in reasons.get(submission_id, {})},
             "quarantine_samples": samples.get(submission_id, {}),
+            "fields": fields.get(submission_id, {}),
+            "not_delivered": {rt: [f["field"] for f in items if f["delivery"] in ("not_delivered", "not_mapped")]
+                              for rt, items in fields.get(submission_id, {}).items()},
             "gate": _gate_section(gate, history.get(submission_id, [])),
             "publication": _publication(status, gate, version, history.get(submission_id, [])),
         })
@@ -225,9 +237,30 @@ Publication: <b>{e(pub['status'])}</b>{(' in version ' + str(pub['version'])) if
 {('<p>Warnings: ' + e('; '.join(report['warnings'])) + '</p>') if report['warnings'] else ''}
 {_gate_html(report['gate'])}
 <h2>Rows</h2><table><tr><th>record type</th><th>delivered</th><th>accepted</th><th>quarantined</th></tr>{rows}</table>
+{_fields_html(report["fields"])}
 <h2>Quarantine by reason</h2><table><tr><th>reason</th><th>rows</th><th>meaning</th></tr>{reasons}</table>
 <h2>Sample quarantined rows (row = position in your file)</h2>{samples or '<p>None.</p>'}
 </body></html>"""
+
+
+def _fields_html(fields: dict[str, list[dict]]) -> str:
+    """Per record type, how each canonical field was delivered and the share of accepted rows with a value."""
+    e = html.escape
+    if not fields:
+        return ""
+    missing_style = ' style="background:#fde8e8"'
+    out = ["<h2>Fields delivered</h2><p>Fields <b>not delivered</b> are empty on every row and count as unknown in "
+           "the sector's statistics.</p>"]
+    for rt, items in fields.items():
+        rows = []
+        for f in items:
+            style = missing_style if f["delivery"] in ("not_delivered", "not_mapped") else ""
+            share = f"{100 * f['rows_with_value'] / f['rows_accepted']:.1f} %" if f["rows_accepted"] else "–"
+            rows.append(f"<tr{style}><td><code>{e(f['field'])}</code></td><td>{e(f['delivery'].replace('_', ' '))}</td>"
+                        f"<td>{e(f['source'])}</td><td>{share}</td></tr>")
+        out.append(f"<h3>{e(rt)}</h3><table><tr><th>field</th><th>delivered as</th><th>your column</th>"
+                   f"<th>accepted rows with a value</th></tr>{''.join(rows)}</table>")
+    return "\n".join(out)
 
 
 def write_feedback(reports: list[dict], feedback_dir: Path) -> int:

@@ -298,3 +298,30 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
 def load_sample_insurers(sample) -> list[str]:
     return sorted(sample.truth("files")["insurer_id"].unique())
 
+
+
+def test_the_feedback_shows_the_fields_an_insurer_does_not_deliver(sample):
+    from ingestion.config import load_all_configs
+    from publication.feedback import _html, submission_reports
+
+    configs = load_all_configs()
+    with sample.con() as con:
+        reports = submission_reports(con, {})
+    declared = {(i, rt): set(configs[i].record_types[rt].not_delivered) for i in configs for rt in configs[i].record_types}
+    assert any(declared.values()), "the sample market has an insurer that declares fields not delivered"
+    for report in reports:
+        if report["status"] != "loaded":
+            continue
+        cfg = configs[report["insurer_id"]]
+        for rt, names in report["not_delivered"].items():
+            # Declared or simply unmapped: exactly the fields the config does not deliver, NULL on every row.
+            assert set(names) == {f for f in cfg.sources(rt) if f not in cfg.delivered_fields(rt)}
+            assert declared[(report["insurer_id"], rt)] <= set(names)
+            for f in report["fields"][rt]:
+                if f["field"] in names:
+                    assert f["rows_with_value"] == 0
+    lindenhof = next(r for r in reports if r["insurer_id"] == "lindenhof_eu" and "policy" in r["not_delivered"]
+                     and r["status"] == "loaded")
+    assert "coverage_sections" in lindenhof["not_delivered"]["policy"]
+    page = _html(lindenhof)
+    assert "Fields delivered" in page and "not delivered" in page and "coverage_sections" in page

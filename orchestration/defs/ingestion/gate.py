@@ -107,8 +107,9 @@ def review_held_submission(context: dg.OpExecutionContext, config: ReviewConfig,
 @dg.job(
     name=REVIEW_JOB,
     description=(
-        "Operator decision on a held submission (config: submission_id, action release|reject, note). "
-        "A released submission enters the marts and the published database with the next monthly_cycle run."
+        "Operator decision on a submission (config: submission_id, action release|reject|revoke, note): release or "
+        "reject a held one, revoke an admitted one. A released submission enters the marts and the published "
+        "database with the next monthly_cycle run; a revoked one leaves them."
     ),
 )
 def review_submission_job():
