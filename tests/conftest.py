@@ -110,8 +110,9 @@ def _secret():
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> IngestedSample:
     data_dir = tmp_path_factory.mktemp("data")
-    # Small market, defect rates high enough that every defect hits every insurer and record type.
-    params = MarketParams(seed=7, n_insureds=1000, first_month="2022-01", last_month="2024-12")
+    # Small market, defect rates high enough that every defect hits every insurer and record type; big enough
+    # that the smallest insurers' monthly files reach the gate's drift threshold (min_previous_rows).
+    params = MarketParams(seed=7, n_insureds=1400, first_month="2022-01", last_month="2024-12")
     summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)))
     database = data_dir / "warehouse" / "test.duckdb"
     resources = make_resources(data_dir, database)

@@ -758,6 +758,7 @@ class _Incidents:
     data_types: np.ndarray  # bitmask over data types in seed order
     downtime: np.ndarray  # hours, NaN when unknown
     event: np.ndarray  # index into the events inside the window, -1 for attritional incidents
+    occurrence: np.ndarray  # the occurrence reported: equal for each insurer's report of a co-insured incident
 
 
 def _events_in_window(win: _Window) -> tuple[_Event, ...]:
@@ -849,7 +850,7 @@ def _draw_incidents(rng: np.random.Generator, p: MarketParams, ref: _Reference, 
         policy=policy, occurred=occurred[source], discovered=discovered[source], reported=reported,
         resolved=resolved, incident_type=incident_type[source], attack_vector=attack_vector[source],
         cve_key=cve_key[source], records=records[source].astype(np.int64), data_types=data_types[source],
-        downtime=downtime[source], event=event[source],
+        downtime=downtime[source], event=event[source], occurrence=source,
     )
 
 
@@ -1245,7 +1246,9 @@ def _incident_frame(rng: np.random.Generator, ref: _Reference, mk: _Market, inc:
         "systemic_event_ref": _codes([e.ref for e in events] + [None], np.where(inc.event >= 0, inc.event, len(events))),
         "description": _description(rng, ref, mk, inc, insurer, events),
     }
-    return _conform(columns, "incident")
+    # Truth only, beside the contract's fields: which reports are one occurrence (a co-insured incident is
+    # reported to each insurer, whose layouts may then say its dates differently, e.g. without the day).
+    return _conform(columns, "incident").with_columns(pl.Series("occurrence_id", inc.occurrence, dtype=pl.Int64))
 
 
 def _valuation_frame(rng: np.random.Generator, ref: _Reference, mk: _Market, win: _Window, clm: _Claims,
@@ -1365,7 +1368,8 @@ def simulate_market(params: MarketParams, profiles: Sequence[SampleProfile] | No
 
     policy / incident / claim_valuation carry insurer_id, submission_month and every canonical
     field of `ingestion.contract` in clear, with the dtypes of `schema(record_type)`; amounts
-    are in the row's own currency. insured and systemic_event describe the hidden truth.
+    are in the row's own currency; incidents also carry occurrence_id (truth only: equal for each
+    insurer's report of one co-insured occurrence). insured and systemic_event describe the hidden truth.
     Row order: policies by insurer, inception, insured; incidents by insurer, reported date,
     occurred date, policy; claim valuations by insurer, claim sequence, valuation date; insureds
     as drawn; systemic events by start date. Numbers (policy/incident/claim) count up in that
