@@ -4,7 +4,7 @@ month, and the actuaries' queries on the published database.
     .venv/bin/python benchmarks/bench_cycle.py --target-rows 1000000
 
 1. Generates (or with --reuse, reuses) a sample of about TARGET claim-valuation rows, with
-   policies and incidents in proportion, across the five insurer layouts.
+   policies and incidents in proportion, across the sample insurer layouts.
 2. **Full build**: every month but the last, through `cyberclaims run` in its own process (ingest,
    submission gate, dbt build with tests, publication, feedback, regulator pack). Wall time per
    stage comes from the Dagster event log of the run; peak memory is the resident set of the

@@ -31,7 +31,7 @@ def main(verbose: bool) -> None:
 @click.option("--defect-rate", type=float, default=0.004, show_default=True, help="Share of rows per injected row defect.")
 @click.option("--no-file-defects", is_flag=True, help="Do not inject resubmitted, truncated, odd-column or unknown files.")
 def generate(insureds, target_rows, seed, first_month, last_month, defect_rate, no_file_defects) -> None:
-    """Write sample submissions of five insurers to data/landing and their truth to data/truth."""
+    """Write sample submissions of the sample insurers to data/landing and their truth to data/truth."""
     from cyberclaims.sample.generate import generate_sample
     from cyberclaims.sample.market import MarketParams, params_for_target_rows
     from cyberclaims.sample.render import DefectRates

@@ -264,7 +264,7 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
             values = [n.cast(_DEC, strict=False) for n, _, _ in texts]
             some = pl.any_horizontal([raw.is_not_null() for _, raw, _ in texts])
             every = pl.all_horizontal([raw.is_not_null() for _, raw, _ in texts])
-            for (n, raw, ambiguous), v in zip(texts, values, strict=True):
+            for (_n, raw, ambiguous), v in zip(texts, values, strict=True):
                 reason(raw.is_not_null() & v.is_null(), c.REASON_INVALID_NUMBER)
                 if f.kind in ("money", "revenue") and Decimal(src.multiplier) == 1:
                     reason(ambiguous, c.REASON_AMBIGUOUS_NUMBER)
@@ -459,7 +459,9 @@ def map_frame(
         key_cols.append(keys.alias(c.key_column(f)))
     mapped = mapped.with_columns(key_cols)
 
-    money = [f.name for f in c.FIELDS[rt] if f.kind == "money"]
+    # Control totals of the amounts the layout delivers (one it does not deliver has nothing to reconcile).
+    delivered = cfg.delivered_fields(rt)
+    money = [f.name for f in c.FIELDS[rt] if f.kind == "money" and f.name in delivered]
     sums = mapped.select(pl.col(money).cast(pl.Decimal(38, c.MONEY_SCALE)).sum()).row(0, named=True) if money else {}
     delivered_totals = {name: Decimal(value or 0) for name, value in sums.items()}
 

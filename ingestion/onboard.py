@@ -133,7 +133,6 @@ def _field_of(reason: str) -> str | None:
 def _profile(cfg: InsurerConfig, rt: str, sf: SourceFrame, texts: pl.DataFrame, reasons: pl.DataFrame,
              taxonomy: Taxonomy) -> tuple[list[FieldProfile], list[UnknownCode], list[str]]:
     sources = cfg.sources(rt)
-    fields = c.field_map(rt)
     by_row = dict(zip(reasons[SOURCE_ROW].to_list(), reasons[REASONS].to_list(), strict=True))
     exploded = [(row, r) for row, rs in by_row.items() for r in rs]
     profiles, unknown, hints = [], [], []

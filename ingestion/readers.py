@@ -22,8 +22,8 @@ reason; the caller rejects the whole submission.
 from __future__ import annotations
 
 import codecs
-import logging
 import json
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +128,20 @@ def check_format(path: Path, fmt: str) -> None:
         raise UnreadableFile(f"format mismatch: this looks like {_LOOKS_LIKE[found]}, not {fmt}{hint}")
 
 
+def _truncated(path: Path, kind: str) -> str:
+    """' — the file is truncated …' when a zip (xlsx) or Parquet file lacks the end its format requires."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 65_557))
+        tail = fh.read()
+    if kind == "parquet" and not tail.endswith(b"PAR1"):
+        return " — the file is truncated (a Parquet file ends with its footer and this one has none): deliver it again"
+    if kind == "zip" and b"PK\x05\x06" not in tail:
+        return (" — the file is truncated (a workbook ends with its zip directory and this one has none): "
+                "deliver it again")
+    return ""
+
+
 def _check_final_newline(path: Path) -> None:
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -221,7 +235,8 @@ class Workbook:
         try:
             self.reader = fastexcel.read_excel(str(path))
         except Exception as exc:  # fastexcel raises its own error types for corrupt archives
-            raise UnreadableFile(f"not a readable Excel workbook: {str(exc).splitlines()[0]}") from None
+            raise UnreadableFile(f"not a readable Excel workbook: {str(exc).splitlines()[0]}"
+                                 f"{_truncated(path, 'zip') if sniff(path) == 'zip' else ''}") from None
 
     def sheet(self, sheet: str | None, header_row: int) -> SourceFrame:
         names = self.reader.sheet_names
@@ -313,7 +328,8 @@ def read_parquet(path: Path, list_separator: str) -> SourceFrame:
     try:
         df = pl.read_parquet(path)
     except Exception as exc:  # pyarrow / polars raise several types for a corrupt footer
-        raise UnreadableFile(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+        raise UnreadableFile(f"not a readable Parquet file: {str(exc).splitlines()[0]}"
+                             f"{_truncated(path, 'parquet')}") from None
     flat, native = _flatten(df, list_separator)
     return SourceFrame(_with_row_numbers(flat), native, present=list(flat.columns))
 

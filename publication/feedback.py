@@ -256,8 +256,9 @@ def _fields_html(fields: dict[str, list[dict]]) -> str:
         for f in items:
             style = missing_style if f["delivery"] in ("not_delivered", "not_mapped") else ""
             share = f"{100 * f['rows_with_value'] / f['rows_accepted']:.1f} %" if f["rows_accepted"] else "–"
-            rows.append(f"<tr{style}><td><code>{e(f['field'])}</code></td><td>{e(f['delivery'].replace('_', ' '))}</td>"
-                        f"<td>{e(f['source'])}</td><td>{share}</td></tr>")
+            delivery = (f["delivery"] or "").replace("_", " ")
+            rows.append(f"<tr{style}><td><code>{e(f['field'])}</code></td><td>{e(delivery)}</td>"
+                        f"<td>{e(f['source'] or '')}</td><td>{share}</td></tr>")
         out.append(f"<h3>{e(rt)}</h3><table><tr><th>field</th><th>delivered as</th><th>your column</th>"
                    f"<th>accepted rows with a value</th></tr>{''.join(rows)}</table>")
     return "\n".join(out)

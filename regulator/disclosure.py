@@ -23,7 +23,8 @@ suppressed entry is derivable and a second one (the smallest other cell) is adde
 
 Complementary suppressions avoid *fragile* cells — cells where some additive figure is zero. An
 attacker knows amounts are not negative, so a cycle through a zero can only be moved one way and
-may pin a value down.
+may pin a value down; and when the hidden parts of a published sum are all zero in some figure, each
+is pinned at zero: a part with a positive figure is then hidden too (the zero-line rule).
 
 Tables of one pack are linked: the same figure published in two places (sector totals in sector ×
 product and sector × incident type, the grand total of every table, a quarter's sector totals in
@@ -117,6 +118,8 @@ class ProtectedTable:
     # already published (in an earlier pack) so hiding it now protects nothing.
     fragile: set[tuple[Hashable, Hashable]] = field(default_factory=set)
     published_before: set[tuple[Hashable, Hashable]] = field(default_factory=set)
+    # Every additive figure published in each entry (measure → value), for the zero-line rule below.
+    figures: dict[tuple[Hashable, Hashable], dict[str, float]] = field(default_factory=dict)
 
     def value(self, key: tuple[Hashable, Hashable]) -> float:
         return self.cells[key].amount
@@ -191,17 +194,56 @@ def _one_way_suppression(table: ProtectedTable) -> None:
     table.suppressed[min(candidates, key=lambda k: (_cost(table, k), str(k)))] = [SECONDARY]
 
 
+def _lines(table: ProtectedTable) -> list[tuple[list[tuple], tuple]]:
+    """Every published sum of the table: (its parts, its total)."""
+    if not table.columns:
+        return [([(r, TOTAL) for r in table.rows], (TOTAL, TOTAL))]
+    all_rows, all_columns = [*table.rows, TOTAL], [*table.columns, TOTAL]
+    lines = [([(r, c) for c in table.columns], (r, TOTAL)) for r in all_rows]
+    return lines + [([(r, c) for r in table.rows], (TOTAL, c)) for c in all_columns]
+
+
+def _zero_line(table: ProtectedTable) -> tuple | None:
+    """A suppression that a zero would give away, and the entry that protects it.
+
+    Figures are never negative. When the hidden parts of a sum whose total is published are all zero in
+    some figure, that sum of the hidden parts is zero, so each of them is pinned at zero, whatever cycles
+    join them. Hiding one more part with a positive figure (or, when the line has none, its total)
+    leaves every hidden part of the line a range instead of a value."""
+    grand = table.figures.get((TOTAL, TOTAL), {})
+    for parts, total in _lines(table):
+        hidden = [p for p in parts if p in table.suppressed]
+        if not hidden or total in table.suppressed:
+            continue
+        for measure in sorted({m for p in hidden for m in table.figures.get(p, {})}):
+            if not grand.get(measure, 0.0) > 0:
+                continue  # the whole table has none of it: every entry is a public zero, nothing to protect
+            if any(table.figures.get(p, {}).get(measure, 0.0) > 0 for p in hidden):
+                continue
+            positive = [p for p in parts if p not in table.suppressed and table.figures.get(p, {}).get(measure, 0.0) > 0]
+            if positive:
+                return min(positive, key=lambda k: (_cost(table, k), str(k)))
+            return total
+    return None
+
+
 def secondary_suppression(table: ProtectedTable) -> None:
     """Add the least costly suppressions until no suppressed entry can be solved for (in place)."""
     if not table.columns:
         _one_way_suppression(table)
+        while (extra := _zero_line(table)) is not None:
+            table.suppressed[extra] = [SECONDARY]
         return
     all_rows, all_columns = [*table.rows, TOTAL], [*table.columns, TOTAL]
     while True:
         edges = set(table.suppressed)
         bridge = next((e for e in sorted(edges, key=str) if _is_bridge(e, edges)), None)
         if bridge is None:
-            return
+            extra = _zero_line(table)
+            if extra is None:
+                return
+            table.suppressed[extra] = [SECONDARY]
+            continue
         r, c = bridge
         best, best_cost = None, float("inf")
         for r2 in all_rows:

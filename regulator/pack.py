@@ -129,6 +129,7 @@ def _grid(stats: dict[Key, CellStats], rows: list[str], columns: list[str] | Non
           measures: Iterable[str]) -> ProtectedTable:
     cells = {}
     fragile = set()
+    figures = {}
     additive = [m for m in ADDITIVE[group] if m in measures]
     keys = ([(r, c) for r in [*rows, TOTAL_CODE] for c in [*columns, TOTAL_CODE]] if columns is not None
             else [(r, TOTAL_CODE) for r in [*rows, TOTAL_CODE]])
@@ -138,7 +139,8 @@ def _grid(stats: dict[Key, CellStats], rows: list[str], columns: list[str] | Non
         cells[_dkey(key)] = contribution.copy() if contribution else disclosure.Contribution()
         if any(not (cell and cell.values.get(m)) for m in additive):
             fragile.add(_dkey(key))
-    return ProtectedTable(list(rows), list(columns or []), cells, fragile=fragile)
+        figures[_dkey(key)] = {m: float(cell.values.get(m) or 0) if cell else 0.0 for m in additive}
+    return ProtectedTable(list(rows), list(columns or []), cells, fragile=fragile, figures=figures)
 
 
 def _universe(names: dict, dim: str, present: set[str],

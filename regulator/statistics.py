@@ -131,8 +131,10 @@ def _segment(policy: str, cohort_pattern: str) -> str:
         case when {policy}.is_sme then 'sme' when not {policy}.is_sme then 'large' else 'unknown' end as size"""
 
 
-def _band_case(bands: Sequence[SeverityBand]) -> str:
-    arms = [f"when incurred <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
+def _band_case(bands: Sequence[SeverityBand], incurred: str) -> str:
+    """The claim size band of an incurred amount in CNY (the expression is named explicitly: inside the
+    claim atoms' select a bare `incurred` would be fct_claims' original-currency column)."""
+    arms = [f"when {incurred} <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
     last = next(b.code for b in bands if b.upper is None)
     return f"case {' '.join(arms)} else '{last}' end"
 
@@ -204,7 +206,7 @@ def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: Sequence[
                {_segment('p', cohort_pattern)},
                c.paid_cny as paid, c.incurred_cny as incurred,
                date_diff('day', c.occurred_date, c.report_date) as report_lag_days,
-               {_band_case(bands)} as severity_band
+               {_band_case(bands, 'c.incurred_cny')} as severity_band
         from wh.marts.fct_claims as c
         left join wh.marts.fct_policies as p on p.policy_key = c.policy_key
         where c.occurred_date between $s and $e

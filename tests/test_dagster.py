@@ -8,6 +8,7 @@ import shutil
 
 import dagster as dg
 
+from cyberclaims.sample.profiles import sample_insurers
 from ingestion.config import load_all_configs
 from ingestion.pipeline import content_hash
 from orchestration.defs.ingestion import build_defs
@@ -38,7 +39,7 @@ def test_materialization_reports_counts(sample):
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(build_defs().assets, resources=sample.resources, instance=instance)
         assert result.success
-        for insurer_id in load_all_configs():
+        for insurer_id in sample_insurers():
             event = instance.get_latest_materialization_event(asset_key(insurer_id))
             metadata = event.asset_materialization.metadata
             # Everything was ingested by the session fixture: this run finds only known content.

@@ -356,6 +356,26 @@ def test_a_file_in_another_format_is_rejected_for_what_it_is(tmp_path, fmt, cont
     assert con.execute("SELECT status, error FROM raw.submissions").fetchall() == [("rejected", outcome.error)]
 
 
+@pytest.mark.parametrize("fmt, suffix", [("parquet", "parquet"), ("excel", "xlsx")])
+def test_an_interrupted_upload_is_rejected_as_truncated(tmp_path, fmt, suffix):
+    cfg = claims_config(tmp_path, format=fmt)
+    landing = tmp_path / "landing"
+    (landing / INSURER).mkdir(parents=True)
+    whole = tmp_path / f"whole.{suffix}"
+    rows = pl.DataFrame([CLAIM_ROW | {"Claim": f"C-{i}"} for i in range(2000)])
+    rows.write_parquet(whole) if fmt == "parquet" else rows.write_excel(whole)
+    data = whole.read_bytes()
+    (landing / INSURER / f"claims_202503.{suffix}").write_bytes(data[: len(data) * 2 // 3])
+    (landing / INSURER / f"claims_202504.{suffix}").write_bytes(data)
+    con = warehouse.connect(tmp_path / "wh.duckdb")
+    summary = ingest_insurer(con, cfg, landing, PSEUDO)
+    outcomes = {o.source_file: o for o in summary.outcomes}
+    cut = outcomes[f"{INSURER}/claims_202503.{suffix}"]
+    assert cut.status == "rejected" and "the file is truncated" in cut.error, cut.error
+    assert outcomes[f"{INSURER}/claims_202504.{suffix}"].status == "loaded"
+    assert con.execute("SELECT count(*) FROM raw.claim_valuations").fetchall() == [(2000,)]
+
+
 def test_an_unexpected_reader_error_rejects_the_file_and_the_rest_loads(tmp_path, monkeypatch):
     cfg = claims_config(tmp_path)
     landing = tmp_path / "landing"

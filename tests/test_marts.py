@@ -59,7 +59,7 @@ def test_every_claims_latest_incurred_in_cny_equals_truth_to_the_cent(sample):
 def test_co_insured_incidents_are_linked_into_one_loss_event(sample):
     truth = sample.admitted_truth("incident")
     planted = (
-        truth.group_by("insured_id", "occurred_date", "incident_type")
+        truth.group_by("occurrence_id")
         .agg(pl.col("insurer_id"), pl.col("incident_number"))
         .filter(pl.col("insurer_id").list.n_unique() >= 2)
     )

@@ -384,7 +384,7 @@ def test_a_submission_failing_a_sector_test_is_held_and_the_others_are_published
         december = submission_of(con, "tianfu_digital/tf_claim_202412.parquet")
         plant_passed_submission(con, "late-report", "tianfu_digital", "claim_valuations",
                                 f"source_row = 1 AND submission_id = '{december}'",
-                                "report_date + INTERVAL 400 DAY AS report_date")
+                                "valuation_date + INTERVAL 1 DAY AS report_date")
         bad = con.execute("SELECT claim_key, valuation_date FROM raw.claim_valuations WHERE submission_id = 'late-report'"
                           ).fetchall()
         admitted_before = publication_metadata(con, DBT_PROJECT_DIR)["submissions_included"]
