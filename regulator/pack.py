@@ -20,7 +20,6 @@ frequency) is hidden when either is. Links between the tables of a pack:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from cyberclaims import csvsafe
 from publication.publish import PUBLISHED_NAME, published_version
 from regulator import disclosure
 from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
@@ -468,7 +468,7 @@ def write_audit(audit: Audit, folder: Path) -> list[Path]:
     cells_path, shares_path = folder / "suppression_audit.csv", folder / "contributions.csv"
     with cells_path.open("w", newline="", encoding="utf-8") as f_cells, \
             shares_path.open("w", newline="", encoding="utf-8") as f_shares:
-        cells_out, shares_out = csv.writer(f_cells), csv.writer(f_shares)
+        cells_out, shares_out = csvsafe.writer(f_cells), csvsafe.writer(f_shares)
         cells_out.writerow(["grid", "row", "column", "insurers", "insureds", "amount", "largest_share",
                             "suppressed", "reasons"])
         extra = sorted({name for g in audit.grids.values() for c in g.cells.values() for name in c.amounts})

@@ -11,7 +11,6 @@ sheet per table: title, period, a blank row, the header row, and one row per cel
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import math
@@ -26,6 +25,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from cyberclaims import csvsafe
 from regulator.model import (
     MEASURE_BY_CODE,
     MEASURES,
@@ -368,7 +368,7 @@ def write_csvs(pack: Pack, folder: Path) -> list[Path]:
     for table in pack.tables:
         path = folder / f"{table.key}.csv"
         with path.open("w", encoding="utf-8-sig", newline="") as f:
-            writer = csv.writer(f)
+            writer = csvsafe.writer(f)
             writer.writerow(table_header(table))
             for cell in table.cells:
                 # str() of a Decimal is its exact text ("1234.50"); a marker is already text.

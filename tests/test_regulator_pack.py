@@ -442,3 +442,25 @@ def test_the_attack_does_pin_down_a_lone_suppression(packs):
     cell.values["claims"], cell.flags["claims"] = None, SUPPRESSED
     pinned = attack({"current": published}, {"current": packs["current_true"]}, "claims", across_packs=False)
     assert len(pinned) == 1 and str(float(hidden)) in pinned[0]
+
+
+def test_pack_csvs_neutralise_text_a_spreadsheet_would_run(packs, tmp_path):
+    """OWASP CSV injection: a label starting with = + - @ is written as text; figures stay numbers."""
+    import csv as csv_module
+
+    from regulator.render import write_csvs
+
+    pack = copy.deepcopy(packs["current"])
+    table = pack.table("sector_product", "ytd")
+    planted = ["=cmd|' /C calc'!A0", "@SUM(1+1)", "+1+1", "-2+3", '=HYPERLINK("http://x","y")']
+    cells = [c for c in table.cells if c.row != TOTAL_CODE][: len(planted)]
+    for cell, text in zip(cells, planted, strict=True):
+        cell.row_en = text
+    written = {p.name: p for p in write_csvs(pack, tmp_path)}
+    with written[f"{table.key}.csv"].open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv_module.reader(f))
+    texts = [v for row in rows[1:] for v in row]
+    assert all("'" + text in texts for text in planted)
+    assert not any(v.startswith(("=", "+", "@")) for v in texts)
+    negative = [v for v in texts if v.startswith("-")]
+    assert all(float(v) < 0 for v in negative)  # only numbers may start with a minus sign

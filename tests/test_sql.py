@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,9 +25,9 @@ def published_db(sample, tmp_path_factory):
     return out / PUBLISHED_NAME
 
 
-def sql(db, *args, stdin=None):
+def sql(db, *args, stdin=None, env=None):
     return subprocess.run([sys.executable, "-m", "cyberclaims.cli", "sql", "--db", str(db), *args],
-                          capture_output=True, text=True, input=stdin, timeout=120)
+                          capture_output=True, text=True, input=stdin, timeout=120, env=env)
 
 
 def test_queries_answer_from_the_published_database_as_table_csv_file_and_shell(published_db, sample, tmp_path):
@@ -75,3 +78,57 @@ def test_every_query_in_the_actuaries_guide_runs_and_answers(published_db):
         for i, query in enumerate(queries, 1):
             out = io.StringIO()
             assert run_sql(con, query, out, "csv") > 0, f"query {i} returned no rows"
+
+
+def test_the_shell_is_limited_in_memory_threads_and_time(published_db):
+    env = {**os.environ, "CYBERCLAIMS_SQL_MEMORY_LIMIT": "512MB", "CYBERCLAIMS_SQL_THREADS": "1",
+           "CYBERCLAIMS_SQL_TIMEOUT_SECONDS": "2"}
+    settings = sql(published_db, "--csv", "-c", "SELECT current_setting('memory_limit') AS m, "
+                   "current_setting('threads') AS t", env=env)
+    assert settings.returncode == 0, settings.stderr
+    memory, threads = settings.stdout.splitlines()[1].split(",")
+    assert memory.endswith("MiB") and float(memory.split()[0]) <= 512 and threads == "1"
+    raised = sql(published_db, "-c", "SET memory_limit = '20GB'", env=env)
+    assert raised.returncode != 0 and "locked" in raised.stderr
+    started = time.monotonic()
+    endless = sql(published_db, "-c", "SELECT count(*) FROM range(1000000000000)", env=env)
+    assert endless.returncode != 0 and "interrupted after 2 s" in endless.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_csv_output_streams_everything_and_neutralises_formulas(published_db):
+    result = sql(published_db, "--csv", "-c",
+                 "SELECT range AS n, CASE WHEN range = 0 THEN '=HYPERLINK(\"http://x\",\"y\")' "
+                 "WHEN range = 1 THEN '@SUM(1+1)' WHEN range = 2 THEN '+1+1' ELSE 'plain' END AS t, "
+                 "-1.50::DECIMAL(18, 2) AS amount FROM range(25000)")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 25000  # more than one batch
+    assert [r["t"] for r in rows[:4]] == ["'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1+1)", "'+1+1", "plain"]
+    assert {r["amount"] for r in rows} == {"-1.50"}  # a negative number stays a number
+
+
+def test_the_internal_warehouse_needs_internal_and_a_session_on_it_never_blocks_the_writer(sample, tmp_path):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(sample.warehouse_path, warehouse)
+    refused = sql(warehouse, "-c", "SELECT count(*) FROM raw.submissions")
+    assert refused.returncode != 0 and "internal warehouse" in refused.stderr and "--internal" in refused.stderr
+    with sample.con() as con:
+        expected = con.execute("SELECT count(*) FROM raw.submissions").fetchall()[0][0]
+    shell = subprocess.Popen([sys.executable, "-m", "cyberclaims.cli", "sql", "--internal", "--db", str(warehouse),
+                              "--csv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "CYBERCLAIMS_DATA_DIR": str(tmp_path / "data")})
+    try:
+        shell.stdin.write("SELECT count(*) AS n FROM raw.submissions;\n")
+        shell.stdin.flush()
+        assert shell.stdout.readline() == "n\n" and shell.stdout.readline() == f"{expected}\n"
+        # The session is open: the pipeline's writer still gets the warehouse.
+        with duckdb.connect(str(warehouse)) as writer:
+            writer.execute("CREATE TABLE raw.written_during_the_session AS SELECT 1 AS x")
+    finally:
+        shell.stdin.close()
+        shell.wait(timeout=60)
+    assert shell.returncode == 0, shell.stderr.read()
+    assert not list((tmp_path / "data" / "internal" / "sql").glob("*.duckdb")), "the private copy is removed"
