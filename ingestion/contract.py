@@ -190,6 +190,19 @@ REASON_NO_SECTOR = "NO_SECTOR"
 REASON_AMBIGUOUS_NUMBER = "AMBIGUOUS_NUMBER"
 REASON_INCOMPLETE_PARTS = "INCOMPLETE_PARTS"
 REASON_PARTIAL_DATE = "PARTIAL_DATE"
+REASON_TOO_LONG = "TOO_LONG"
+
+# The longest delivered value of any field, in characters: a longer one is no code, number or name but a fault or
+# an attack, and quarantines its row. A quarantined row keeps at most QUARANTINE_SAMPLE characters of a value.
+MAX_VALUE_LENGTH = 1000
+QUARANTINE_SAMPLE = 64
+
+# The plausible window of a date: from DATE_MIN to DATE_YEARS_AHEAD years after the day of ingestion
+# (LATE_DATE_YEARS_AHEAD for the dates that lie ahead by nature, such as a policy's expiry).
+DATE_MIN = "1990-01-01"
+DATE_YEARS_AHEAD = 5
+LATE_DATE_YEARS_AHEAD = 10
+LATE_DATES = frozenset({"expiry_date"})
 
 REASON_DESCRIPTIONS = {
     REASON_MISSING: "a required field is empty",
@@ -199,7 +212,9 @@ REASON_DESCRIPTIONS = {
     REASON_INVALID_REGION: "region_code is not a six-digit GB/T 2260 code of a known province",
     REASON_DATE_ORDER: "two dates are out of order (e.g. expiry before inception)",
     REASON_NEGATIVE: "an amount that cannot be negative is negative",
-    REASON_OUT_OF_RANGE: "a value is outside its allowed range",
+    REASON_OUT_OF_RANGE: "a value is outside its allowed range (a score outside 0–100, a count below zero, a date "
+                         f"before {DATE_MIN} or more than {DATE_YEARS_AHEAD} years ahead — {LATE_DATE_YEARS_AHEAD} "
+                         "for an expiry date)",
     REASON_UNKNOWN_CODE: "a code maps to nothing in the layout's value map or the taxonomy",
     REASON_DUPLICATE: "the row repeats an earlier row of the same submission exactly",
     REASON_NO_SECTOR: "neither an industry code nor a sector label is given",
@@ -208,6 +223,8 @@ REASON_DESCRIPTIONS = {
     REASON_INCOMPLETE_PARTS: "a field computed from several source columns (sum, concat) has some parts empty",
     REASON_PARTIAL_DATE: "a date built from year / month / day parts lacks the month or the day, and the layout "
                          "rejects partial dates",
+    REASON_TOO_LONG: f"a delivered value is longer than {MAX_VALUE_LENGTH} characters (the quarantine keeps only "
+                     f"its first {QUARANTINE_SAMPLE})",
 }
 
 

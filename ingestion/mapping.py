@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 import polars as pl
@@ -164,6 +165,17 @@ def _date_value(text: pl.Expr, src: FieldSource, native_date: bool) -> pl.Expr:
     return pl.coalesce(candidates)
 
 
+def date_window(field: str, today: date | None = None) -> tuple[date, date]:
+    """The plausible dates of a field: from the contract's DATE_MIN to some years after today."""
+    today = today or date.today()
+    ahead = c.LATE_DATE_YEARS_AHEAD if field in c.LATE_DATES else c.DATE_YEARS_AHEAD
+    try:
+        latest = today.replace(year=today.year + ahead)
+    except ValueError:  # 29 February
+        latest = today.replace(year=today.year + ahead, day=28)
+    return date.fromisoformat(c.DATE_MIN), latest
+
+
 def _int_of(number_text: pl.Expr) -> pl.Expr:
     return pl.when(number_text.str.contains(_INTEGER)).then(
         number_text.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False))
@@ -292,6 +304,8 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
             if date is None:
                 date = _date_value(text, src, single_path is not None and sf.is_native_date(single_path))
                 reason(text.is_not_null() & date.is_null(), c.REASON_INVALID_DATE)
+            earliest, latest = date_window(name)
+            reason((date < pl.lit(earliest)) | (date > pl.lit(latest)), c.REASON_OUT_OF_RANGE)
             value = date
         case "money" | "revenue" | "int" | "number":
             if number is None:
@@ -354,6 +368,8 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
                 value = items
         case _:
             raise AssertionError(f.kind)
+    if src.delivery in ("column", "coalesce", "concat"):
+        reason(text.str.len_chars() > c.MAX_VALUE_LENGTH, c.REASON_TOO_LONG)
     if f.required and src.delivery not in ("not_delivered",):
         missing = ~present if present is not None else text.is_null()
         reasons.insert(0, pl.when(missing).then(pl.lit(f"{c.REASON_MISSING}:{name}")))
@@ -490,7 +506,14 @@ def map_frame(
         label = s.paths[0] if s.delivery == "column" else f.name
         if s.paths:
             original.append(pl.col(c.key_column(f)).alias(label))
-    original += [pl.col(_SRC + p).alias(p) for p in used_paths if p not in hidden]
+    # A value is kept as a short sample at most (a megabyte in one cell is a fault, not evidence to store).
+    sample = c.QUARANTINE_SAMPLE
+    original += [
+        pl.when(pl.col(_SRC + p).str.len_chars() > sample)
+        .then(pl.col(_SRC + p).str.slice(0, sample) + pl.lit("…"))
+        .otherwise(pl.col(_SRC + p)).alias(p)
+        for p in used_paths if p not in hidden
+    ]
     quarantine = mapped.filter(~is_good).select(
         pl.col(SOURCE_ROW).alias("source_row"),
         pl.col(REASONS).list.unique(maintain_order=True).alias("reasons"),

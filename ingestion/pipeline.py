@@ -1,7 +1,9 @@
 """Ingest an insurer's landing folder: discover files, hash, read, map, load or reject.
 
-Each file is one submission identified by the SHA-256 of its bytes, so the same content
-delivered twice under any name loads once. A file seen again with the size and modification time
+Each file is one submission identified by its insurer and the SHA-256 of its bytes, so the same
+content delivered twice under any name by one insurer loads once (and the same bytes from two
+insurers are two submissions). A file name that is not UTF-8 is rejected with the name shown
+escaped; a symbolic link leading out of the insurer's folder is refused unread. A file seen again with the size and modification time
 it had when it was hashed is not read again. A file is processed whole inside one
 transaction; a file that cannot be read is rejected with its error, and the rest of the
 landing zone still loads.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +26,7 @@ from ingestion.config import InsurerConfig
 from ingestion.manifest import is_manifest, read_manifest
 from ingestion.mapping import LayoutMismatch, MappedBatch, map_frame
 from ingestion.pseudonymize import Pseudonymizer
-from ingestion.readers import UnreadableFile, read_sources
+from ingestion.readers import UnreadableFile, read_sources, safe_reason
 from ingestion.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -109,8 +112,52 @@ def describe_error(exc: BaseException) -> str:
     """The rejection reason of a file: the reader's own message, or an unexpected error named by its type."""
     if isinstance(exc, UnreadableFile | LayoutMismatch):
         return str(exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:500]
-    return f"unexpected error while reading the file ({type(exc).__name__}: {first})"
+    # The exception's text may quote the file's values (a DuckDB cast error names the value): quoted parts are dropped.
+    first = safe_reason(exc, 300)
+    return f"unexpected error while reading the file ({type(exc).__name__}{': ' + first if first else ''})"
+
+
+def display_name(path: Path, landing_dir: Path) -> str:
+    """The landing-relative name of a file as text; bytes that are not UTF-8 are shown escaped (\\xff)."""
+    raw = path.relative_to(landing_dir).as_posix()
+    return os.fsencode(raw).decode("utf-8", "backslashreplace")
+
+
+def _name_problem(path: Path, landing_dir: Path) -> str | None:
+    raw = path.relative_to(landing_dir).as_posix()
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return "unreadable file name: the name is not valid UTF-8 (shown with its bytes escaped): deliver it again " \
+               "under a UTF-8 name"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        return "unreadable file name: the name contains control characters: deliver it again under a plain name"
+    return None
+
+
+def _outside_folder(path: Path, landing_dir: Path, insurer_id: str) -> str | None:
+    """Why a landing file is refused unread: a symbolic link (of the file or a folder on its way) that leads out of
+    the insurer's landing folder would read another insurer's file, or any file of the host."""
+    folder = (landing_dir / insurer_id).resolve()
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, a loop
+        return "refused: a symbolic link that leads nowhere (dangling or a loop): deliver the file itself"
+    if not target.is_relative_to(folder):
+        return "refused: a symbolic link that leads outside the insurer's landing folder: deliver the file itself"
+    return None
+
+
+def _refuse(con, cfg: InsurerConfig, relative: str, path: Path, reason: str) -> FileOutcome:
+    """Record a landing file refused unread (never opened, never hashed): its id is derived from its name."""
+    submission_id = hashlib.sha256(f"refused\n{cfg.insurer_id}\n{relative}".encode()).hexdigest()
+    if warehouse.known_submission(con, submission_id) is not None:
+        return FileOutcome(relative, submission_id, "already_rejected", error=reason)
+    meta = warehouse.SubmissionMeta(submission_id, cfg.insurer_id, relative, path.lstat().st_size,
+                                    cfg.mapping_version, datetime.now(UTC).replace(tzinfo=None))
+    log.warning("%s: %s", relative, reason)
+    warehouse.reject_submission(con, meta, [], reason)
+    return FileOutcome(relative, submission_id, "rejected", error=reason)
 
 
 def ingest_file(
@@ -121,7 +168,10 @@ def ingest_file(
     pseudonymizer: Pseudonymizer,
     taxonomy: Taxonomy | None = None,
 ) -> FileOutcome:
-    relative = path.relative_to(landing_dir).as_posix()
+    relative = display_name(path, landing_dir)
+    outside = _outside_folder(path, landing_dir, cfg.insurer_id)
+    if outside is not None:
+        return _refuse(con, cfg, relative, path, outside)
     stat = path.stat()
     seen = warehouse.unchanged_file_submission(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns)
     if seen is not None and (known := warehouse.known_submission(con, seen)) is not None and not (
@@ -142,9 +192,9 @@ def _ingest_content(
     pseudonymizer: Pseudonymizer,
     taxonomy: Taxonomy,
 ) -> FileOutcome:
-    relative = path.relative_to(landing_dir).as_posix()
+    relative = display_name(path, landing_dir)
     meta = warehouse.SubmissionMeta(
-        submission_id=content_hash(path),
+        submission_id=warehouse.submission_id_for(con, cfg.insurer_id, content_hash(path)),
         insurer_id=cfg.insurer_id,
         source_file=relative,
         file_bytes=file_bytes,
@@ -164,8 +214,11 @@ def _ingest_content(
         warehouse.record_file(con, meta, is_resubmission=first_file != relative)
         return FileOutcome(relative, meta.submission_id, f"already_{status}")
 
-    record_types = cfg.record_types_for_file(path.name)
+    name_problem = _name_problem(path, landing_dir)
+    record_types = [] if name_problem else cfg.record_types_for_file(path.name)
     try:
+        if name_problem:
+            raise UnreadableFile(name_problem)
         if not record_types:
             raise UnreadableFile(
                 "unknown layout: the file name matches none of the insurer's patterns ("

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,7 +153,7 @@ def _check_final_newline(path: Path) -> None:
 
 def _transcode_to_utf8(path: Path, encoding: str, tmpdir: Path) -> Path:
     """Decode a non-UTF-8 file incrementally (bounded memory) into a UTF-8 copy."""
-    out = tmpdir / ("source.utf8" + path.suffix)
+    out = tmpdir / ("source.utf8" + "".join(ch for ch in path.suffix if ch not in _GLOB_CHARS))
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     try:
         with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
@@ -164,10 +165,21 @@ def _transcode_to_utf8(path: Path, encoding: str, tmpdir: Path) -> Path:
     return out
 
 
+_GLOB_CHARS = frozenset("*?[]{}")
+
+
 @contextmanager
 def _as_utf8(path: Path, encoding: str) -> Iterator[Path]:
+    """The file as UTF-8, under a name no reader expands as a glob pattern (DuckDB reads '*', '?', '[…]' and
+    '{…}' in a name as a pattern: a file named `claims_2025*.json` would read its neighbours too)."""
     if encoding.lower().replace("_", "-") in _UTF8:
-        yield path
+        if _GLOB_CHARS.isdisjoint(str(path)):
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="cyberclaims-") as tmp:
+            link = Path(tmp) / ("source" + "".join(ch for ch in path.suffix if ch not in _GLOB_CHARS))
+            link.symlink_to(path.resolve())
+            yield link
         return
     with tempfile.TemporaryDirectory(prefix="cyberclaims-") as tmp:
         yield _transcode_to_utf8(path, encoding, Path(tmp))
@@ -177,16 +189,51 @@ def _with_row_numbers(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
 
 
-def _clean_headers(columns: list) -> dict[str, str]:
-    """Header → trimmed header (a byte-order mark is not part of the first header); duplicates are an error."""
-    renamed = {str(c): str(c).lstrip("\ufeff").strip() for c in columns}
+def _trim(name) -> str:
+    return str(name).lstrip("\ufeff").strip()
+
+
+def _clean_headers(columns: list, raw: list | None = None) -> dict[str, str]:
+    """Header → trimmed header (a byte-order mark is not part of the first header); duplicates are an error.
+
+    `raw`: the header cells as delivered, where the reader renames exact duplicates itself (polars' `b_duplicated_0`,
+    fastexcel's `b_1`): a column named twice, blanks or not, is ambiguous and rejects the file."""
+    renamed = {str(c): _trim(c) for c in columns}
     seen: dict[str, int] = {}
-    for name in renamed.values():
-        seen[name] = seen.get(name, 0) + 1
+    for name in (_trim(c) for c in raw) if raw is not None else renamed.values():
+        if name:
+            seen[name] = seen.get(name, 0) + 1
     duplicates = sorted(n for n, k in seen.items() if k > 1)
     if duplicates:
         raise UnreadableFile(f"duplicate column name(s) in the header: {', '.join(repr(d) for d in duplicates)}")
+    if len(set(renamed.values())) < len(renamed):  # e.g. ' a' beside the reader's rename of a blank header
+        raise UnreadableFile("duplicate column name(s) in the header once blanks are stripped")
     return renamed
+
+
+# Exception text of polars, DuckDB or fastexcel may quote the delivered bytes (a whole CSV record, a JSON value):
+# a rejection reason names the kind of error and a position, never a value.
+_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^']*'|\(\s*[^()]*\)")
+
+
+def safe_reason(text: str, limit: int = 200) -> str:
+    """The first line of an exception's text with anything quoted (delivered data, a path) removed."""
+    first = (str(text).strip().splitlines() or [""])[0]
+    for marker in ("Input:", "input:", "Field ", "value "):
+        if marker in first:
+            first = first[: first.index(marker)]
+    first = _QUOTED.sub("…", first).strip(" .:")
+    return first[:limit] or "the content cannot be parsed"
+
+
+def _unbalanced_quote_line(path: Path) -> int | None:
+    """The line where a quoted field opens that never closes (RFC 4180 quoting), or None."""
+    open_at = None
+    with open(path, "rb") as fh:
+        for line, raw in enumerate(fh, start=1):
+            if raw.count(b'"') % 2:
+                open_at = line if open_at is None else None
+    return open_at
 
 
 def _machine_text(expr: pl.Expr) -> pl.Expr:
@@ -203,22 +250,25 @@ def read_csv(path: Path, spec: ReadSpec) -> SourceFrame:
         _check_final_newline(path)
     with _as_utf8(path, spec.encoding) as source:
         try:
-            df = pl.read_csv(
-                source,
-                separator=spec.delimiter,
-                infer_schema=False,
-                encoding="utf8",
-                raise_if_empty=True,
-                skip_rows=spec.header_row,
-            )
+            # Read from an open file, never by name: a name with '*', '?' or '[' is a glob pattern to polars.
+            with open(source, "rb") as fh:
+                df = pl.read_csv(fh, separator=spec.delimiter, infer_schema=False, encoding="utf8",
+                                 raise_if_empty=True, skip_rows=spec.header_row)
+            with open(source, "rb") as fh:
+                header = pl.read_csv(fh, separator=spec.delimiter, infer_schema=False, encoding="utf8",
+                                     has_header=False, n_rows=1, skip_rows=spec.header_row).row(0)
         except pl.exceptions.NoDataError:
             raise UnreadableFile("empty file") from None
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-            msg = str(exc).splitlines()[0]
+            msg = str(exc)
             if "invalid utf-8" in msg.lower() or "utf8" in msg.lower():
-                raise UnreadableFile(f"not valid {spec.encoding}: {msg}") from None
-            raise UnreadableFile(f"malformed CSV: {msg}") from None
-    df = df.rename(_clean_headers(df.columns))
+                raise UnreadableFile(f"not valid {spec.encoding}") from None
+            if "not properly escaped" in msg or "unbalanced" in msg.lower() or "quote" in msg.lower():
+                line = _unbalanced_quote_line(source)
+                where = f" at line {line}" if line else ""
+                raise UnreadableFile(f"malformed CSV: a quoted field opens{where} and never closes (unbalanced quote)") from None
+            raise UnreadableFile(f"malformed CSV: {safe_reason(msg)}") from None
+    df = df.rename(_clean_headers(df.columns, list(header)))
     return SourceFrame(_with_row_numbers(df), present=[c for c in df.columns])
 
 
@@ -235,7 +285,7 @@ class Workbook:
         try:
             self.reader = fastexcel.read_excel(str(path))
         except Exception as exc:  # fastexcel raises its own error types for corrupt archives
-            raise UnreadableFile(f"not a readable Excel workbook: {str(exc).splitlines()[0]}"
+            raise UnreadableFile(f"not a readable Excel workbook: {safe_reason(exc)}"
                                  f"{_truncated(path, 'zip') if sniff(path) == 'zip' else ''}") from None
 
     def sheet(self, sheet: str | None, header_row: int) -> SourceFrame:
@@ -249,9 +299,12 @@ class Workbook:
         try:
             loaded = self.reader.load_sheet(sheet, header_row=header_row, schema_sample_rows=None)
             df = loaded.to_polars()
+            # The header cells as written (fastexcel renames a repeated header 'b' to 'b_1').
+            first = self.reader.load_sheet(sheet, header_row=None, skip_rows=header_row, n_rows=1).to_polars()
+            header = [None if v is None else str(v) for v in first.row(0)] if first.height else None
         except Exception as exc:
-            raise UnreadableFile(f"sheet '{sheet}' cannot be read: {str(exc).splitlines()[0]}") from None
-        df = df.rename(_clean_headers(df.columns))
+            raise UnreadableFile(f"sheet '{sheet}' cannot be read: {safe_reason(exc)}") from None
+        df = df.rename(_clean_headers(df.columns, header))
         # Fully empty trailing rows are formatting, not records.
         df = df.filter(~pl.all_horizontal(pl.all().is_null())) if df.width else df
         native: dict[str, str] = {}
@@ -326,9 +379,10 @@ def _flatten(df: pl.DataFrame, sep: str) -> tuple[pl.DataFrame, dict[str, str]]:
 def read_parquet(path: Path, list_separator: str) -> SourceFrame:
     check_format(path, "parquet")
     try:
-        df = pl.read_parquet(path)
+        with open(path, "rb") as fh:  # by an open file, never by name: a name may read as a glob pattern
+            df = pl.read_parquet(fh)
     except Exception as exc:  # pyarrow / polars raise several types for a corrupt footer
-        raise UnreadableFile(f"not a readable Parquet file: {str(exc).splitlines()[0]}"
+        raise UnreadableFile(f"not a readable Parquet file: {safe_reason(exc)}"
                              f"{_truncated(path, 'parquet')}") from None
     flat, native = _flatten(df, list_separator)
     return SourceFrame(_with_row_numbers(flat), native, present=list(flat.columns))
@@ -470,7 +524,7 @@ def read_json(path: Path, spec: ReadSpec, paths: list[str], options: dict[str, t
                 df = df.with_columns(second.get_column(p) for p, _ in again)
         except duckdb.Error as exc:
             what = "JSON Lines" if fmt == "jsonl" else "JSON"
-            raise UnreadableFile(f"malformed {what}: {str(exc).splitlines()[0]}") from None
+            raise UnreadableFile(f"malformed {what}: {safe_reason(str(exc).replace(str(source), 'the file'))}") from None
         finally:
             con.execute("DROP TABLE IF EXISTS __records")
     if "__n" in df.columns:

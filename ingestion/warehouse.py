@@ -5,7 +5,8 @@ Tables (schema `raw`):
 - policies, incidents, claim_valuations: canonical rows that passed row-level validation,
   with lineage and identifiers as HMAC keys;
 - quarantine: rows that failed, with reasons and the delivered values (identifiers keyed);
-- submissions: one row per distinct file content (submission_id = SHA-256 of the bytes),
+- submissions: one row per insurer and distinct file content (submission_id = SHA-256 of the bytes, or of the
+  insurer and that hash when another insurer delivered the same bytes first),
   its status (loaded / rejected), error, warnings and counts;
 - submission_files: every file name seen and the submission its content belongs to, so a
   resubmission under a new name is visible and loads nothing;
@@ -20,6 +21,7 @@ Only rows of admitted submissions (passed or released) flow into the dbt models.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -137,6 +139,18 @@ class SubmissionMeta:
     file_bytes: int
     mapping_version: str
     ingested_at: datetime
+
+
+def submission_id_for(con: duckdb.DuckDBPyConnection, insurer_id: str, digest: str) -> str:
+    """The submission id of a file of this content delivered by this insurer.
+
+    A submission is (insurer, content): the SHA-256 of the bytes, unless another insurer delivered the same bytes
+    first — then the SHA-256 of the insurer and that hash, so each insurer's delivery is its own submission with
+    its own feedback (and never 'already loaded' because of another insurer's file)."""
+    row = con.execute("SELECT insurer_id FROM raw.submissions WHERE submission_id = ?", [digest]).fetchone()
+    if row is None or row[0] == insurer_id:
+        return digest
+    return hashlib.sha256(f"{insurer_id}\n{digest}".encode()).hexdigest()
 
 
 def known_submission(con: duckdb.DuckDBPyConnection, submission_id: str) -> tuple[str, str] | None:
