@@ -65,7 +65,7 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
     assert len(first.run_requests) == len(files)
     keys = {r.run_key for r in first.run_requests}
     # A resubmitted file has the same content hash, hence the same run key: Dagster starts it once.
-    assert keys == {content_hash(p) for p in files}
+    assert keys == {f"dongfang_pc:{content_hash(p)}" for p in files}
     request = first.run_requests[0]
     assert request.asset_selection == [asset_key("dongfang_pc")]
     config_files = request.run_config["ops"][asset_key("dongfang_pc").to_python_identifier()]["config"]["files"]
@@ -80,7 +80,7 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
     os.utime(new, ns=(newest + 1_000_000, newest + 1_000_000))
     with dg.build_sensor_context(cursor=first.cursor, resources=resources) as ctx:
         third = sensor(ctx)
-    assert [r.run_key for r in third.run_requests] == [content_hash(new)]
+    assert [r.run_key for r in third.run_requests] == [f"dongfang_pc:{content_hash(new)}"]
 
 
 def test_one_lineage_graph_from_every_insurer_to_the_marts():

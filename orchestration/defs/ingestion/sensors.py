@@ -35,7 +35,8 @@ def build_landing_sensor(configs: dict[str, InsurerConfig], job) -> dg.SensorDef
                     continue
                 requests.append(
                     dg.RunRequest(
-                        run_key=content_hash(path),
+                        # Identity of a submission is (insurer, content): the same bytes from two insurers are two runs.
+                        run_key=f"{insurer_id}:{content_hash(path)}",
                         asset_selection=[asset_key(insurer_id)],
                         run_config={"ops": {asset_key(insurer_id).to_python_identifier(): {"config": {"files": [rel]}}}},
                         tags={"insurer": insurer_id, "source_file": rel},
