@@ -83,6 +83,8 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.defs.resources import REBUILD_TAG
+    from orchestration.runs import PoolWaitTimeout, execute_job
 
     job = defs.resolve_job_def(job_name)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
@@ -90,8 +92,13 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
     if rebuild and decides:
         run_config["ops"] = {BUILD_DECISION_OP: {"config": {"rebuild": True}}}
     started = time.perf_counter()
+    # Runs whose process died are marked failed and their writer-pool slot freed first; the wait for the
+    # pool is bounded by CYBERCLAIMS_POOL_WAIT_SECONDS (orchestration.runs).
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+        try:
+            result = execute_job(job, instance, run_config, tags={REBUILD_TAG: "true"} if rebuild else None)
+        except (PoolWaitTimeout, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(f"Run {result.run_id} of job '{job_name}': {'SUCCESS' if result.success else 'FAILURE'} "
                f"in {time.perf_counter() - started:.1f}s")
     if result.success and decides and not result.asset_materializations_for_node(BUILD_DECISION_OP):

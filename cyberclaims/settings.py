@@ -68,6 +68,12 @@ concurrency:
 telemetry:
   enabled: false
 """
+# The daemon (UI) frees the pool slots a finished run still holds; `cyberclaims run` also reaps dead runs.
+RUN_MONITORING_YAML = """\
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
+"""
 
 
 def ensure_dagster_home() -> Path:
@@ -75,7 +81,12 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+        config.write_text(DAGSTER_YAML + RUN_MONITORING_YAML, encoding="utf-8")
+    else:
+        text = config.read_text(encoding="utf-8")
+        # A file cyberclaims wrote before run monitoring was configured gets it; another is left alone.
+        if text.startswith(DAGSTER_YAML.splitlines()[0]) and "run_monitoring:" not in text:
+            config.write_text(text.rstrip("\n") + "\n" + RUN_MONITORING_YAML, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

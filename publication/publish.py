@@ -10,12 +10,15 @@ sees the new version. A crash or a failed check at any point leaves the publishe
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,8 @@ VERSION_PATTERN = re.compile(r"^v(\d{6})\.duckdb$")
 _SET = re.escape(USCC_CHARSET)
 # An 18-character token shaped like a unified social credit code.
 USCC_REGEX = f"(^|[^0-9A-Za-z])[{_SET}]{{2}}[0-9]{{6}}[{_SET}]{{10}}([^0-9A-Za-z]|$)"
+LOCK_NAME = ".publish.lock"
+log = logging.getLogger(__name__)
 IDENTITY_COLUMNS = ("insurer_id", "insured_id", "insured_name", "policy_number", "claim_number", "incident_number")
 
 
@@ -296,6 +301,19 @@ class PublishResult:
     path: Path
     checks: list[CheckResult]
     tables: dict[str, int]
+    # False: the published version was already built from the same inputs, nothing was published.
+    published: bool = True
+
+
+@contextmanager
+def _publish_lock(published_dir: Path) -> Iterator[None]:
+    """One publisher at a time on a published dir, across processes (flock: a killed holder releases it)."""
+    fd = os.open(published_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _fsync(path: Path) -> None:
@@ -359,9 +377,34 @@ def publish(
     manifest_extra: dict,
     settings: PublicationSettings = PublicationSettings(),
     catalog_builder: Callable[[Path], None] | None = None,
+    force: bool = False,
 ) -> PublishResult:
-    """Build, audit and swap in the next version. Raises PublicationCheckFailed (nothing published)."""
+    """Build, audit and swap in the next version. Raises PublicationCheckFailed (nothing published).
+
+    Under the publication lock, a version is published only if the current one was not built from the same
+    inputs (manifest_extra's inputs_fingerprint): two runs that built the same marts publish one version
+    (the second returns the current one with published=False). force publishes anyway (`run --rebuild`)."""
     published_dir.mkdir(parents=True, exist_ok=True)
+    with _publish_lock(published_dir):
+        fingerprint = manifest_extra.get("inputs_fingerprint")
+        current = published_manifest(published_dir) if fingerprint and not force else {}
+        if current.get("inputs_fingerprint") == fingerprint and current.get("version"):
+            log.info(f"nothing new to publish: version {current['version']} was built from the same inputs "
+                     f"({fingerprint[:12]})")
+            return PublishResult(current["version"], published_dir / PUBLISHED_NAME,
+                                 [CheckResult(**c) for c in current.get("checks", [])], current.get("tables", {}),
+                                 published=False)
+        return _publish(warehouse_path, published_dir, tables, manifest_extra, settings, catalog_builder)
+
+
+def _publish(
+    warehouse_path: Path,
+    published_dir: Path,
+    tables: list[PublishedTable],
+    manifest_extra: dict,
+    settings: PublicationSettings,
+    catalog_builder: Callable[[Path], None] | None,
+) -> PublishResult:
     (published_dir / "versions").mkdir(exist_ok=True)
     building_dir = published_dir / ".building"
     # Whatever a killed run left half-built is discarded, never published.
@@ -420,8 +463,9 @@ def rollback(published_dir: Path, version: int) -> Path:
     if not source.exists():
         kept = ", ".join(str(v) for v in existing_versions(published_dir)) or "none"
         raise FileNotFoundError(f"version {version} is not kept (kept: {kept})")
-    _swap_in(source, published_dir)
-    _point_exports_at(published_dir, version)
+    with _publish_lock(published_dir):
+        _swap_in(source, published_dir)
+        _point_exports_at(published_dir, version)
     return published_dir / PUBLISHED_NAME
 
 

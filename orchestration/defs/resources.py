@@ -15,6 +15,8 @@ from ingestion.pseudonymize import Pseudonymizer, load_secret
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one.
 WRITER_POOL = "duckdb_writer"
+# Run tag set by `cyberclaims run --rebuild`: publish even a version built from the same inputs as the current.
+REBUILD_TAG = "cyberclaims/rebuild"
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from cyberclaims.settings import paths
-from orchestration.defs.resources import WRITER_POOL, WarehouseResource
+from orchestration.defs.resources import REBUILD_TAG, WRITER_POOL, WarehouseResource
 from orchestration.defs.transformation.project import dbt_project, dbt_source_fingerprint
 from publication.feedback import submission_reports, write_feedback
 from publication.publish import (
@@ -70,11 +70,17 @@ def sector_claims_db(
         published_tables_from_manifest(project.manifest_path),
         extra,
         catalog_builder=build_catalog,
+        force=context.run.tags.get(REBUILD_TAG) == "true",
     )
-    context.log.info(f"published version {result.version}: {result.path}")
+    if result.published:
+        context.log.info(f"published version {result.version}: {result.path}")
+    else:
+        # Another run published these marts' inputs while this one waited for the writer pool.
+        context.log.info(f"nothing new to publish: version {result.version} was built from the same inputs")
     return dg.MaterializeResult(
         metadata={
             "version": result.version,
+            "published": result.published,
             "path": str(result.path),
             "parquet": str(paths().published / "parquet"),
             "catalog": dg.MetadataValue.path(str(paths().published / "catalog" / "index.html")),
