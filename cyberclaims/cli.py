@@ -241,20 +241,45 @@ def _print_last_cycle() -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
               help="Database file (default: the published sector_claims.duckdb).")
-def sql(command: str | None, sql_file: str | None, as_csv: bool, db_path: str | None) -> None:
-    """SQL on the published sector claims database: read-only, no file access, configuration locked."""
+@click.option("--internal", is_flag=True,
+              help="Query the internal warehouse (bureau staff only), on a private copy that never blocks the cycle.")
+def sql(command: str | None, sql_file: str | None, as_csv: bool, db_path: str | None, internal: bool) -> None:
+    """SQL on the published sector claims database: read-only, no file access, configuration locked,
+    memory, threads and statement time limited (CYBERCLAIMS_SQL_MEMORY_LIMIT, CYBERCLAIMS_SQL_THREADS,
+    CYBERCLAIMS_SQL_TIMEOUT_SECONDS)."""
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from cyberclaims.sql import warehouse_snapshot
+    from publication.publish import PUBLISHED_NAME
+
+    with ExitStack() as stack:
+        try:
+            if internal:
+                source = Path(db_path) if db_path else settings.paths().warehouse
+                path = stack.enter_context(warehouse_snapshot(source, settings.paths().data_dir / "internal" / "sql"))
+            else:
+                path = Path(db_path) if db_path else settings.paths().published / PUBLISHED_NAME
+            _sql_session(path, internal, command, sql_file, as_csv)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _sql_session(path, internal: bool, command: str | None, sql_file: str | None, as_csv: bool) -> None:
     from pathlib import Path
 
     import duckdb
 
-    from cyberclaims.sql import open_published, repl, run_sql
-    from publication.publish import PUBLISHED_NAME
+    from cyberclaims.sql import is_internal, open_published, repl, run_sql
 
-    path = Path(db_path) if db_path else settings.paths().published / PUBLISHED_NAME
     try:
         con = open_published(path)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
+    except duckdb.IOException as exc:
+        raise click.ClickException(f"{path} cannot be opened read-only ({str(exc).splitlines()[0]})") from None
+    if is_internal(con) and not internal:
+        con.close()
+        raise click.ClickException(f"{path} is the internal warehouse (raw submissions): use --internal, which "
+                                   "queries a private copy and never blocks the cycle")
     fmt = "csv" if as_csv else "table"
     with con:
         if command is None and sql_file is None:
