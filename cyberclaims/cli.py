@@ -15,10 +15,27 @@ from cyberclaims import settings
 BUILD_DECISION_OP = "transformation__build_inputs"  # decides whether the marts need building
 
 
+def _shown(text) -> str:
+    """Text that came with a submission (a file name, an error quoting its headers) as the terminal shows it:
+    control and bidirectional characters escaped, so a name cannot colour, move or reorder the operator's screen."""
+    from ingestion.pipeline import printable
+
+    return printable(str(text))
+
+
+def _shown_lines(text: str) -> str:
+    return "\n".join(_shown(line) for line in str(text).split("\n"))
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """Sector cyber-insurance claims warehouse: sample data, ingestion, publication."""
+    # Before anything is written: the warehouse, the audit files and the key are the bureau's only (CYBERCLAIMS_UMASK).
+    try:
+        settings.apply_umask()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -191,7 +208,7 @@ def _print_status() -> None:
             if rows:
                 click.echo(f"  {title}")
                 for source_file, reasons in rows:
-                    click.echo(f"    {source_file:48s} {','.join(reasons)}")
+                    click.echo(f"    {_shown(source_file):48s} {_shown(','.join(reasons))}")
         click.echo("  quarantined rows by reason:")
         for reason, n in con.execute(
             "SELECT reason, count(*) FROM (SELECT unnest(reason_codes) AS reason FROM raw.quarantine) GROUP BY ALL ORDER BY ALL"
@@ -229,7 +246,7 @@ def _print_last_cycle() -> None:
             user = getattr(data, "user_failure_data", None)
             why = user.description if user and user.description else (
                 _root_cause(data.error) if data and data.error else "no error recorded")
-            click.echo(f"  failed step {entry.dagster_event.step_key}: {why}")
+            click.echo(f"  failed step {entry.dagster_event.step_key}: {_shown_lines(why)}")
         if not failures:
             click.echo("  the run failed before any step failed (see the Dagster UI)")
 
@@ -368,11 +385,12 @@ def submissions_list(status: str | None, insurer: str | None) -> None:
         rows = gate_overview(con, status, insurer)
         unread = warehouse.rejected_files(con, insurer) if status in (None, "rejected") else []
     for r in rows:
-        reasons = ",".join(r["reasons"] or [])
-        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {r['status']:9s} {r['source_file']:48s} {reasons}")
+        reasons = _shown(",".join(r["reasons"] or []))
+        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {r['status']:9s} {_shown(r['source_file']):48s} "
+                   f"{reasons}")
     for r in unread:
-        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {'rejected':9s} {r['source_file']:48s} "
-                   f"file not read: {r['error']}")
+        click.echo(f"{r['submission_id'][:16]}  {r['insurer_id']:16s} {'rejected':9s} {_shown(r['source_file']):48s} "
+                   f"file not read: {_shown(r['error'])}")
     click.echo(f"{len(rows) + len(unread)} submission(s)" + (f", {len(unread)} of them files not read "
                "(`cyberclaims submissions retry ID` reads one again)" if unread else ""))
 
@@ -401,7 +419,11 @@ def submissions_show(submission_id: str) -> None:
     out["results"] = json.loads(out["results"]) if out["results"] else None
     if out["error"]:
         out["retry"] = f"cyberclaims submissions retry {sid[:12]} (or change the insurer's mapping_version)"
-    click.echo(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+    # JSON escapes (\u202e) of what a terminal would obey: still the same JSON, but safe to print.
+    from ingestion.pipeline import printable
+
+    text = json.dumps(out, ensure_ascii=False, indent=2, default=str)
+    click.echo("\n".join(printable(line, escape=lambda ch: json.dumps(ch)[1:-1]) for line in text.split("\n")))
 
 
 @submissions.command("retry")
@@ -419,7 +441,7 @@ def submissions_retry(submission_id: str, note: str, reviewer: str | None) -> No
             source_file = warehouse.forget_rejection(con, sid, note, actor)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"{source_file} ({sid[:16]}): will be read again by the next `cyberclaims run`")
+    click.echo(f"{_shown(source_file)} ({sid[:16]}): will be read again by the next `cyberclaims run`")
 
 
 def _review(action: str, submission_id: str, note: str, reviewer: str | None) -> None:
@@ -432,11 +454,11 @@ def _review(action: str, submission_id: str, note: str, reviewer: str | None) ->
             outcome = review(con, submission_id, action, actor, note)
         except ReviewError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"{outcome['source_file']} ({outcome['submission_id'][:16]}): {outcome['logged']} by {actor}")
+    click.echo(f"{_shown(outcome['source_file'])} ({outcome['submission_id'][:16]}): {outcome['logged']} by {actor}")
     if action == "release":
         click.echo("It enters the marts and the published database with the next `cyberclaims run`.")
         for source_file in outcome["reopened"]:
-            click.echo(f"  {source_file}: held for drift against an older baseline; judged again by the next run")
+            click.echo(f"  {_shown(source_file)}: held for drift against an older baseline; judged again by the next run")
     elif outcome["logged"] == "revoked":
         click.echo("Its rows leave the marts and the published database with the next `cyberclaims run` "
                    "(the marts are rebuilt whole); they stay in raw for audit.")
@@ -471,7 +493,7 @@ def onboard_check(config: Path, files: tuple[Path, ...]) -> None:
     from ingestion.onboard import check_files, render
 
     report = check_files(config, list(files))
-    click.echo(render(report), nl=False)
+    click.echo(_shown_lines(render(report)), nl=False)  # it quotes the files' headers and values
     sys.exit(0 if report.clean else (2 if report.config_error else 1))
 
 

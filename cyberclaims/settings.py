@@ -1,12 +1,14 @@
 """Where things live. Read when asked (never at import), so tests can point them elsewhere.
 
 One environment variable names the warehouse file for Dagster and dbt alike
-(CYBERCLAIMS_DUCKDB); CYBERCLAIMS_DATA_DIR moves the whole data zone.
+(CYBERCLAIMS_DUCKDB); CYBERCLAIMS_DATA_DIR moves the whole data zone; CYBERCLAIMS_UMASK decides who
+else may read what the pipeline writes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,39 @@ class Paths:
 
 def paths() -> Paths:
     return Paths(Path(os.environ.get("CYBERCLAIMS_DATA_DIR") or PROJECT_ROOT / "data").resolve())
+
+
+# The warehouse holds every insurer's claims, the audit files who contributes to each regulator cell, the
+# secrets folder the pseudonymisation key: by default nobody but the account running the pipeline reads them
+# (directories 0700, files 0600). A site that lets a reader group read the published database sets 027.
+UMASK_ENV = "CYBERCLAIMS_UMASK"
+DEFAULT_UMASK = 0o077
+
+
+def umask() -> int:
+    """The file-creation mask of everything the pipeline writes ($CYBERCLAIMS_UMASK, octal, default 077).
+
+    The owner's bits must stay (the pipeline reads back what it writes) and others may never write."""
+    text = os.environ.get(UMASK_ENV, "").strip()
+    if not text:
+        return DEFAULT_UMASK
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        raise ValueError(f"{UMASK_ENV}={text!r} is not a umask: give three octal digits, e.g. 077 or 027")
+    value = int(text, 8)
+    if value & 0o700:
+        raise ValueError(f"{UMASK_ENV}={text} would deny the pipeline its own files: the first digit must be 0")
+    if not value & 0o002:
+        raise ValueError(f"{UMASK_ENV}={text} would let every account write the warehouse: the last digit must mask "
+                         "others' write (2, 3, 6 or 7; e.g. 077, or 027 for a reader group)")
+    return value
+
+
+def apply_umask() -> int:
+    """Set the process umask from $CYBERCLAIMS_UMASK; called first by every entry point (the CLI, the Dagster code
+    location), so DuckDB, Dagster's storage and compute logs, and the dbt children they start inherit it."""
+    value = umask()
+    os.umask(value)
+    return value
 
 
 DAGSTER_YAML = """\

@@ -2,9 +2,10 @@
 
 Each file is one submission identified by its insurer and the SHA-256 of its bytes, so the same
 content delivered twice under any name by one insurer loads once (and the same bytes from two
-insurers are two submissions). A file name that is not UTF-8 is rejected with the name shown
-escaped; a symbolic link leading out of the insurer's folder is refused unread. A file seen again with the size and modification time
-it had when it was hashed is not read again. A file is processed whole inside one
+insurers are two submissions). A file name that is not UTF-8, or that holds characters a terminal obeys or
+hides (controls, bidirectional overrides, zero-width marks), is rejected with the name shown escaped; a symbolic
+link leading out of the insurer's folder is refused unread. A file seen again with the size, modification time and
+inode change time it had when it was hashed is not read again. A file is processed whole inside one
 transaction; a file that cannot be read is rejected with its error, and the rest of the
 landing zone still loads.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,7 +91,7 @@ def map_file(
     for rt, frame in read_sources(path, cfg, record_types).items():
         batch = map_frame(frame, cfg, rt, taxonomy, pseudonymizer)
         batches.append(batch)
-        warnings.extend(batch.warnings)
+        warnings.extend(printable(w) for w in batch.warnings)  # they quote the file's headers
     return batches, warnings
 
 
@@ -111,16 +113,40 @@ def _reject(con, meta: warehouse.SubmissionMeta, record_types: list[str], exc: E
 def describe_error(exc: BaseException) -> str:
     """The rejection reason of a file: the reader's own message, or an unexpected error named by its type."""
     if isinstance(exc, UnreadableFile | LayoutMismatch):
-        return str(exc)
+        return printable(str(exc))  # a layout mismatch names the file's headers
     # The exception's text may quote the file's values (a DuckDB cast error names the value): quoted parts are dropped.
-    first = safe_reason(exc, 300)
+    first = printable(safe_reason(exc, 300))
     return f"unexpected error while reading the file ({type(exc).__name__}{': ' + first if first else ''})"
 
 
+# What a terminal obeys or hides instead of showing: controls (C0, DEL and C1, which start escape sequences),
+# format characters (bidirectional overrides, isolates and marks that reorder what follows them, zero-width
+# characters), line and paragraph separators, and lone surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _backslash_escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def is_hidden(ch: str) -> bool:
+    return unicodedata.category(ch) in _HIDDEN
+
+
+def printable(text: str, escape: Callable[[str], str] = _backslash_escape) -> str:
+    """Text as an operator's terminal or a log may show it: each hidden character escaped (\\x1b, \\x9b, \\u202e).
+    Every file name the pipeline records, logs or reports passes through it, and every message quoting a file."""
+    if text.isprintable():  # no control, format or separator character (the common case)
+        return text
+    return "".join(escape(ch) if is_hidden(ch) else ch for ch in text)
+
+
 def display_name(path: Path, landing_dir: Path) -> str:
-    """The landing-relative name of a file as text; bytes that are not UTF-8 are shown escaped (\\xff)."""
+    """The landing-relative name of a file as text: bytes that are not UTF-8 are shown escaped (\\xff), and so is
+    every hidden character (\\u202e)."""
     raw = path.relative_to(landing_dir).as_posix()
-    return os.fsencode(raw).decode("utf-8", "backslashreplace")
+    return printable(os.fsencode(raw).decode("utf-8", "backslashreplace"))
 
 
 def _name_problem(path: Path, landing_dir: Path) -> str | None:
@@ -130,8 +156,9 @@ def _name_problem(path: Path, landing_dir: Path) -> str | None:
     except UnicodeEncodeError:
         return "unreadable file name: the name is not valid UTF-8 (shown with its bytes escaped): deliver it again " \
                "under a UTF-8 name"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
-        return "unreadable file name: the name contains control characters: deliver it again under a plain name"
+    if any(is_hidden(ch) for ch in raw):
+        return ("unreadable file name: the name contains control or invisible formatting characters (shown escaped): "
+                "deliver it again under a plain name")
     return None
 
 
@@ -173,13 +200,16 @@ def ingest_file(
     if outside is not None:
         return _refuse(con, cfg, relative, path, outside)
     stat = path.stat()
-    seen = warehouse.unchanged_file_submission(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns)
+    # The inode change time is the kernel's: a file rewritten in place and its mtime set back still has a new one.
+    seen = warehouse.unchanged_file_submission(
+        con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     if seen is not None and (known := warehouse.known_submission(con, seen)) is not None and not (
         known[0] == "rejected" and warehouse.rejected_under_other_mapping(con, seen, cfg.mapping_version)
     ):
         return FileOutcome(relative, seen, f"already_{known[0]}")
     outcome = _ingest_content(con, path, landing_dir, stat.st_size, cfg, pseudonymizer, taxonomy or load_taxonomy())
-    warehouse.remember_file_stats(con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, outcome.submission_id)
+    warehouse.remember_file_stats(
+        con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, outcome.submission_id)
     return outcome
 
 

@@ -80,12 +80,16 @@ def ddl() -> list[str]:
   insurer_id VARCHAR, source_file VARCHAR, submission_id VARCHAR, first_seen_at TIMESTAMP,
   is_resubmission BOOLEAN, PRIMARY KEY (insurer_id, source_file)
 )""",
-        # The size and modification time each landing file had when its content was last hashed: a
-        # file seen again unchanged is not read again (the quick check of rsync and make).
+        # The size, modification time and inode change time each landing file had when its content was last
+        # hashed: a file seen again unchanged is not read again (the quick check of rsync and make). The change
+        # time is set by the kernel on every write and cannot be set back (utime sets the modification time
+        # only), so a file rewritten in place with its size and mtime restored is read again. A row from before
+        # the column has none: its file is hashed once more (and recognised by its content).
         """CREATE TABLE IF NOT EXISTS raw.landing_file_stats (
   insurer_id VARCHAR, source_file VARCHAR, file_bytes BIGINT, mtime_ns BIGINT, submission_id VARCHAR NOT NULL,
   PRIMARY KEY (insurer_id, source_file)
 )""",
+        "ALTER TABLE raw.landing_file_stats ADD COLUMN IF NOT EXISTS ctime_ns BIGINT",
         # How each canonical field was delivered in each submission: by the insurer's column, computed
         # from several, a constant, or not delivered (declared in the config, or not mapped), and how
         # many accepted rows carry a value. The warehouse's completeness view reads it.
@@ -161,23 +165,25 @@ def known_submission(con: duckdb.DuckDBPyConnection, submission_id: str) -> tupl
 
 
 def unchanged_file_submission(
-    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int
+    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int, ctime_ns: int
 ) -> str | None:
-    """The submission id of a landing file last seen with this size and modification time."""
+    """The submission id of a landing file last seen with this size, modification time and inode change time."""
     row = con.execute(
         "SELECT submission_id FROM raw.landing_file_stats WHERE insurer_id = ? AND source_file = ? "
-        "AND file_bytes = ? AND mtime_ns = ?",
-        [insurer_id, source_file, file_bytes, mtime_ns],
+        "AND file_bytes = ? AND mtime_ns = ? AND ctime_ns = ?",
+        [insurer_id, source_file, file_bytes, mtime_ns, ctime_ns],
     ).fetchone()
     return row[0] if row else None
 
 
 def remember_file_stats(
-    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int, submission_id: str
+    con: duckdb.DuckDBPyConnection, insurer_id: str, source_file: str, file_bytes: int, mtime_ns: int, ctime_ns: int,
+    submission_id: str,
 ) -> None:
     con.execute(
-        "INSERT OR REPLACE INTO raw.landing_file_stats VALUES (?, ?, ?, ?, ?)",
-        [insurer_id, source_file, file_bytes, mtime_ns, submission_id],
+        "INSERT OR REPLACE INTO raw.landing_file_stats (insurer_id, source_file, file_bytes, mtime_ns, ctime_ns, "
+        "submission_id) VALUES (?, ?, ?, ?, ?, ?)",
+        [insurer_id, source_file, file_bytes, mtime_ns, ctime_ns, submission_id],
     )
 
 

@@ -2,8 +2,13 @@
 
 import dagster as dg
 
+from cyberclaims import settings
 from orchestration.defs import ingestion, publication, regulator, transformation
 from orchestration.defs.resources import default_resources
+
+# Loading the code location is the entry point of `dagster dev` and of every run worker it starts: what they write
+# (the warehouse, Dagster's storage and compute logs, dbt's children) is created under the project's umask.
+settings.apply_umask()
 
 CYCLE_JOB = "monthly_cycle"
 PUBLISH_JOB = "publish"
