@@ -5,6 +5,7 @@ import dagster as dg
 from cyberclaims import settings
 from orchestration.defs import ingestion, publication, regulator, transformation
 from orchestration.defs.resources import default_resources
+from orchestration.runs import build_dead_run_sensor
 
 # Loading the code location is the entry point of `dagster dev` and of every run worker it starts: what they write
 # (the warehouse, Dagster's storage and compute logs, dbt's children) is created under the project's umask.
@@ -47,6 +48,7 @@ defs = dg.Definitions.merge(
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
+        sensors=[build_dead_run_sensor()],
         resources=default_resources(),
     ),
 )

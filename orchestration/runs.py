@@ -292,3 +292,21 @@ def execute_job(
             instance.report_run_failed(run, message=state.gave_up)
         raise PoolWaitTimeout(state.gave_up)
     return result
+
+
+def build_dead_run_sensor() -> dg.SensorDefinition:
+    """With the UI's daemon running, a run that died (its process killed, say) is reaped within a minute
+    instead of at the next `cyberclaims run`: the same `reap_dead_runs`, on the daemon's host. It starts no run."""
+
+    @dg.sensor(
+        name="dead_run_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks FAILURE the runs whose process is gone and frees their duckdb_writer pool slots "
+                    "(runs nothing).",
+    )
+    def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        reaped = reap_dead_runs(context.instance)
+        return dg.SkipReason(f"reaped dead runs: {', '.join(reaped)}" if reaped else "no dead run")
+
+    return dead_run_sensor

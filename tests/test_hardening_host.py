@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -249,3 +250,21 @@ def test_a_warehouse_from_before_the_change_time_hashes_each_file_once_more(tmp_
     assert [o.status for o in ingest_insurer(con, cfg, root, PSEUDO).outcomes] == ["already_loaded"]
     assert hashed == ["claims_202501.csv"]
     assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 1
+
+
+# Variables the code sets for its own children, not an operator's settings.
+INTERNAL_VARIABLES = {"CYBERCLAIMS_RUN_PID", "CYBERCLAIMS_DBT_EXECUTABLE"}
+
+
+def test_every_setting_the_code_reads_is_documented_in_the_readme_and_env_example():
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for package in ("cyberclaims", "ingestion", "orchestration", "publication", "regulator", "quality"):
+        for source in (root / package).rglob("*.py"):
+            read |= set(re.findall(r"CYBERCLAIMS_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
+    settings_read = read - INTERNAL_VARIABLES
+    assert {"CYBERCLAIMS_UMASK", "CYBERCLAIMS_MAX_FILE_MB", "CYBERCLAIMS_SQL_TIMEOUT_SECONDS"} <= settings_read
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    assert sorted(v for v in settings_read if v not in readme) == []
+    assert sorted(v for v in settings_read if v not in example) == []

@@ -101,6 +101,25 @@ def test_a_run_killed_with_sigkill_is_failed_and_frees_the_writer_pool(env):
         assert not info.claimed_slots and not info.pending_steps
 
 
+def test_the_daemon_sensor_reaps_a_dead_run_without_waiting_for_the_next_cli_run(env):
+    from orchestration.definitions import defs
+    from orchestration.runs import build_dead_run_sensor
+
+    assert defs.get_sensor_def("dead_run_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    holder, dead_run, _ = start_holder(env, hold=600)
+    with instance_of(env) as instance:
+        sensor = build_dead_run_sensor()
+        assert "no dead run" in sensor(dg.build_sensor_context(instance=instance)).skip_message
+        assert instance.get_run_by_id(dead_run).status == dg.DagsterRunStatus.STARTED  # alive: left alone
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        skip = sensor(dg.build_sensor_context(instance=instance))
+        assert skip.skip_message == f"reaped dead runs: {dead_run}"
+        assert instance.get_run_by_id(dead_run).status == dg.DagsterRunStatus.FAILURE
+        info = instance.event_log_storage.get_concurrency_info(WRITER_POOL)
+        assert not info.claimed_slots and not info.pending_steps
+
+
 def test_dbt_started_by_a_run_dies_with_it(tmp_path):
     """dbt is started through dbt-with-parent (setpriv --pdeathsig KILL): killing the run kills dbt."""
     from orchestration.defs.transformation import DBT_WITH_PARENT, dbt_executable
