@@ -8,7 +8,10 @@ sample generator all derive from these definitions, so adding a field happens he
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from ingestion.pseudonymize import USCC_CHARSET
 
 CONTRACT_VERSION = "1"
 
@@ -18,6 +21,49 @@ MONEY_PRECISION, MONEY_SCALE = 18, 2
 REVENUE_PRECISION = 22
 
 RECORD_TYPES = ("policy", "incident", "claim_valuation")
+
+# An 18-character token shaped like a unified social credit code (GB 32100 code set, six digits of region after
+# the registration authority and type), standing alone in any text. Ingestion quarantines a stored text value that
+# holds one; the publication audit refuses a version whose text holds one. Group 2 is the token.
+_USCC_SET = f"[{re.escape(USCC_CHARSET)}]"
+USCC_REGEX = f"(^|[^0-9A-Za-z])({_USCC_SET}{{2}}[0-9]{{6}}{_USCC_SET}{{10}})([^0-9A-Za-z]|$)"
+
+
+@dataclass(frozen=True)
+class Form:
+    """One way a coded text value may be written: it matches every regex of all_of and none of none_of."""
+
+    all_of: tuple[str, ...]
+    none_of: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a coded text field holds (each item, for a list): a value of any one of the forms, in upper case once
+    normalized (NFKC, so full-width ＣＶＥ－２０２３ reads as CVE-2023). `example` is shown to insurers."""
+
+    name: str
+    example: str
+    forms: tuple[Form, ...]
+
+
+# CVE ids: the year, then a sequence number of four or more digits (CVE-2021-44228).
+CVE_ID = Shape("a CVE id", "CVE-2023-34362", (Form((r"^CVE-(19|20)[0-9]{2}-[0-9]{4,7}$",)),))
+# A programme or event code: hyphen-separated letters and digits led by a letter, one segment the year
+# (PILOT-2024-TEL, VENDOR-OUTAGE-2024-07). No run of five digits: that is a policy, incident or claim number's
+# sequence, or a registration code, never part of a programme's or an event's name. An insurer id (lower case
+# with '_'), a name (blanks, Chinese characters), a USCC (18 characters in one segment) or a number such as
+# CJ-2024-CY-0001234 or PRH/CY/2024/00123 has none of these shapes.
+_DATED_CODE = Form(
+    (r"^[A-Z][A-Z0-9]{0,15}(-[A-Z0-9]{1,16}){1,6}$", r"(^|-)(19|20)[0-9]{2}(-|$)"),
+    (r"[0-9]{5}",),
+)
+# A pattern, not a registry of pilot codes: the pilot office opens pilots as it goes, and a registry (a seed) would
+# quarantine every policy of a new pilot until a release adds its code. Nor is the code's sector part checked
+# against the pilot sectors of tax_sector: the office's codes need not spell the sector.
+PILOT_CODE = Shape("a pilot programme code with its year", "PILOT-2024-TEL", (_DATED_CODE,))
+EVENT_REF = Shape("a CVE id or an event code with its year", "CVE-2023-34362, VENDOR-OUTAGE-2024-07",
+                  (*CVE_ID.forms, _DATED_CODE))
 
 
 @dataclass(frozen=True)
@@ -31,6 +77,7 @@ class Field:
     # A required field an insurer may declare `not_delivered` in its config: its rows then carry NULL
     # and the marts treat it as unknown. Optional fields may always be declared not delivered.
     may_be_not_delivered: bool = False
+    shape: Shape | None = None  # str / str_list kinds: what a value (each item) must look like
     why: str = ""  # why the field is required for pricing, or why it may be missing (docs/onboarding.md)
     label_zh: str = ""  # the bilingual label of the bureau's submission template
     description: str = ""
@@ -75,7 +122,9 @@ POLICY = (
     Field("currency", "currency", True, label_zh="币种", why="every amount is converted to CNY at the month's rate",
           description="ISO 4217 code of the row's amounts (tax_currency)"),
     Field("is_standalone", "bool", label_zh="是否独立保单", description="standalone cyber policy (vs. cover embedded in another policy)"),
-    Field("pilot_code", "str", label_zh="试点编号", description="the pilot programme the policy belongs to"),
+    Field("pilot_code", "str", shape=PILOT_CODE, label_zh="试点编号",
+          description="the pilot programme the policy belongs to: a code with its year (PILOT-2024-TEL), stored in "
+                      "upper case"),
     Field("risk_assessment_score", "int", label_zh="风险评分", description="pre-bind security score, 0–100"),
 )
 
@@ -95,12 +144,14 @@ INCIDENT = (
           why="frequency by type, event linking and the regulator's incident tables ('unknown' is a code)",
           description="tax_incident_type"),
     Field("attack_vector", "code", taxonomy="tax_attack_vector", label_zh="攻击途径", description="tax_attack_vector"),
-    Field("cve_ids", "str_list", label_zh="漏洞编号", description="CVE identifiers exploited"),
+    Field("cve_ids", "str_list", shape=CVE_ID, label_zh="漏洞编号",
+          description="CVE identifiers exploited (CVE-2023-34362), stored in upper case"),
     Field("records_affected", "int", label_zh="受影响记录数", description="records compromised"),
     Field("data_types", "code_list", taxonomy="tax_data_type", label_zh="数据类型", description="list of tax_data_type codes"),
     Field("downtime_hours", "number", label_zh="中断时长(小时)", description="hours of interruption"),
-    Field("systemic_event_ref", "str", label_zh="系统性事件编号",
-          description="the named campaign, CVE or vendor outage the incident belongs to"),
+    Field("systemic_event_ref", "str", shape=EVENT_REF, label_zh="系统性事件编号",
+          description="the named campaign, CVE or vendor outage the incident belongs to: a CVE id or an event code "
+                      "with its year (VENDOR-OUTAGE-2024-07), stored in upper case, the same at every insurer"),
     Field("description", "str", stored=False, label_zh="事故描述", description="free text: read for nothing, stored nowhere"),
 )
 
@@ -191,6 +242,8 @@ REASON_AMBIGUOUS_NUMBER = "AMBIGUOUS_NUMBER"
 REASON_INCOMPLETE_PARTS = "INCOMPLETE_PARTS"
 REASON_PARTIAL_DATE = "PARTIAL_DATE"
 REASON_TOO_LONG = "TOO_LONG"
+REASON_INVALID_FORMAT = "INVALID_FORMAT"
+REASON_IDENTITY_IN_TEXT = "IDENTITY_IN_TEXT"
 
 # The longest delivered value of any field, in characters: a longer one is no code, number or name but a fault or
 # an attack, and quarantines its row. A quarantined row keeps at most QUARANTINE_SAMPLE characters of a value.
@@ -225,7 +278,17 @@ REASON_DESCRIPTIONS = {
                          "rejects partial dates",
     REASON_TOO_LONG: f"a delivered value is longer than {MAX_VALUE_LENGTH} characters (the quarantine keeps only "
                      f"its first {QUARANTINE_SAMPLE})",
+    REASON_INVALID_FORMAT: "a coded text value does not have its field's shape: pilot_code "
+                           f"{PILOT_CODE.name} ({PILOT_CODE.example}), systemic_event_ref {EVENT_REF.name} "
+                           f"({EVENT_REF.example}), each of cve_ids {CVE_ID.name} ({CVE_ID.example})",
+    REASON_IDENTITY_IN_TEXT: "a stored text value carries an identity: a token shaped like a unified social credit "
+                             "code, the id of an insurer (this one or another of the bureau's), or the row's own "
+                             "policy, incident or claim number or insured id (the quarantine withholds the value)",
 }
+
+
+# The stored fields of free text (not coded through a taxonomy): each is checked for identities at ingestion.
+TEXT_KINDS = frozenset({"str", "str_list"})
 
 
 def stored_fields(record_type: str) -> tuple[Field, ...]:

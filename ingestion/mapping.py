@@ -7,19 +7,34 @@ formats and month labels, value maps, list separators), every row collects a lis
 machine-readable reasons ("CODE:field"), identifiers are replaced by HMAC keys, and the frame
 splits into rows to load and rows to quarantine. No row is dropped silently:
 delivered = loaded + quarantined. A field the insurer does not deliver is NULL on every row.
+
+Free text is published: every stored text field is checked for identities (a USCC-shaped token,
+any configured insurer's id, the row's own numbers), and a coded one (pilot code, event reference,
+CVE ids) for its shape, so an identity in a text field quarantines its row at its own submission
+instead of failing the sector's publication audit for everyone.
 """
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import reduce
 
 import polars as pl
 
 from ingestion import contract as c
-from ingestion.config import DEFAULT_BOOL_MAP, FieldSource, InsurerConfig, has_month, is_month_label
+from ingestion.config import (
+    DEFAULT_BOOL_MAP,
+    FieldSource,
+    InsurerConfig,
+    config_dir,
+    has_month,
+    is_month_label,
+)
 from ingestion.pseudonymize import Pseudonymizer, normalize_series
 from ingestion.readers import NATIVE_SUFFIX, SOURCE_ROW, SourceFrame, covers
 from ingestion.taxonomy import Taxonomy
@@ -27,8 +42,12 @@ from ingestion.taxonomy import Taxonomy
 REASONS = "__reasons"
 _PARSE = "__parsed__"
 _SRC = "__src__"
+_IDENTITY = "__identity__"
+_UPPER = "__upper__"
 _DEC = pl.Decimal(38, 6)
 _INTEGER = r"^[+-]?\d+(?:\.0*)?$"
+# What the quarantine keeps of a delivered value that carries an identity.
+WITHHELD = "[withheld: carries an identity]"
 
 
 class LayoutMismatch(Exception):
@@ -298,6 +317,8 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
     # ---- parse by kind
     single_path = src.paths[0] if src.delivery == "column" else None
     match f.kind:
+        case "str" if f.shape is not None:
+            value = _code_text(text)
         case "str" | "identifier":
             value = text
         case "date":
@@ -365,7 +386,7 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
                 value = items.list.eval(pl.element().replace_strict(mapping, default=None, return_dtype=pl.String))
                 reason(value.list.eval(pl.element().is_null()).list.any(), c.REASON_UNKNOWN_CODE)
             else:
-                value = items
+                value = items.list.eval(_code_text(pl.element())) if f.shape is not None else items
         case _:
             raise AssertionError(f.kind)
     if src.delivery in ("column", "coalesce", "concat"):
@@ -374,6 +395,57 @@ def _derive(f: c.Field, src: FieldSource, sf: SourceFrame, cfg: InsurerConfig, r
         missing = ~present if present is not None else text.is_null()
         reasons.insert(0, pl.when(missing).then(pl.lit(f"{c.REASON_MISSING}:{name}")))
     return _Derived(value, text, reasons)
+
+
+def _code_text(text: pl.Expr) -> pl.Expr:
+    """A coded text value as compared and stored: NFKC (full-width ＣＶＥ－２０２３ is CVE-2023), upper case, so one
+    code links across insurers however each writes it."""
+    return text.str.normalize("NFKC").str.to_uppercase()
+
+
+def _has_shape(value: pl.Expr, shape: c.Shape) -> pl.Expr:
+    forms = [
+        reduce(operator.and_, [value.str.contains(r) for r in form.all_of] + [~value.str.contains(r) for r in form.none_of])
+        for form in shape.forms
+    ]
+    return reduce(operator.or_, forms)
+
+
+def configured_insurer_ids(cfg: InsurerConfig) -> list[str]:
+    """The insurer's own id and every id of the config folder (a config's file name is its insurer id, valid or not)."""
+    return sorted({cfg.insurer_id, *(p.stem for p in config_dir().glob("*.yaml"))})
+
+
+def _text_checks(rt: str, insurer_ids: Iterable[str]) -> tuple[list[pl.Expr], list[pl.Expr], list[pl.Expr]]:
+    """(columns to prepare, identity flag columns, reasons) of the stored text fields, applied in that order: an
+    identity in one quarantines the row (IDENTITY_IN_TEXT), a coded one out of its shape too (INVALID_FORMAT, when no
+    identity explains it). A coded value is compared with the row's own numbers too; a coded field's value is
+    already normalized (_code_text), any other is upper-cased for the USCC test."""
+    ids = sorted({i for i in insurer_ids if i})
+    # An insurer id as a whole word in any case: 'dongfang_pc', 'DONGFANG_PC', 'via dongfang_pc'.
+    insurer = rf"(?i)(^|[^0-9a-z_])({'|'.join(re.escape(i) for i in ids)})([^0-9a-z_]|$)" if ids else None
+    text_fields = [f for f in c.stored_fields(rt) if f.kind in c.TEXT_KINDS]
+    numbers = [f.name for f in c.FIELDS[rt] if f.kind == "identifier"] if any(f.shape for f in text_fields) else []
+    prepare = [pl.col(n).str.to_uppercase().alias(_UPPER + n) for n in numbers]
+    flags: list[pl.Expr] = []
+    reasons: list[pl.Expr] = []
+    for f in text_fields:
+        value = pl.col(f.name)
+        text = value.list.join(" ") if f.kind == "str_list" else value
+        found = [(text if f.shape else text.str.to_uppercase()).str.contains(c.USCC_REGEX)]
+        if insurer:
+            found.append(text.str.contains(insurer))
+        if f.shape is not None:
+            own = [pl.col(_UPPER + n) for n in numbers]
+            found += [value.list.contains(n) for n in own] if f.kind == "str_list" else [value == n for n in own]
+        flags.append(reduce(operator.or_, [e.fill_null(False) for e in found]).alias(_IDENTITY + f.name))
+        identity = pl.col(_IDENTITY + f.name)
+        reasons.append(pl.when(identity).then(pl.lit(f"{c.REASON_IDENTITY_IN_TEXT}:{f.name}")))
+        if f.shape is not None:
+            shaped = value.list.eval(_has_shape(pl.element(), f.shape)).list.all() if f.kind == "str_list" \
+                else _has_shape(value, f.shape)
+            reasons.append(pl.when(~identity & ~shaped).then(pl.lit(f"{c.REASON_INVALID_FORMAT}:{f.name}")))
+    return prepare, flags, reasons
 
 
 def delivered_texts(source: pl.DataFrame | SourceFrame, cfg: InsurerConfig, rt: str, taxonomy: Taxonomy) -> pl.DataFrame:
@@ -427,7 +499,9 @@ def map_frame(
     rt: str,
     taxonomy: Taxonomy,
     pseudonymizer: Pseudonymizer,
+    insurer_ids: Iterable[str] | None = None,
 ) -> MappedBatch:
+    """insurer_ids: the ids no stored text may carry (default: configured_insurer_ids)."""
     sf = as_source_frame(source)
     warnings = check_layout(sf, cfg, rt)
     sources = cfg.sources(rt)
@@ -455,8 +529,13 @@ def map_frame(
     special_cols, special_reasons = _special_reasons(rt, taxonomy)
     if special_cols:
         parsed = parsed.with_columns(special_cols)
-    mapped = parsed.with_columns(
-        pl.concat_list([pl.col(REASONS), pl.concat_list([*special_reasons, duplicate]).list.drop_nulls()]).alias(REASONS)
+    prepare, identity_flags, text_reasons = _text_checks(
+        rt, configured_insurer_ids(cfg) if insurer_ids is None else insurer_ids)
+    if prepare:
+        parsed = parsed.with_columns(prepare)
+    mapped = parsed.with_columns(identity_flags).with_columns(
+        pl.concat_list([pl.col(REASONS), pl.concat_list([*special_reasons, *text_reasons, duplicate]).list.drop_nulls()])
+        .alias(REASONS),
     )
 
     # Pseudonymize: keys replace identifiers; an insured id must carry a valid check digit.
@@ -506,10 +585,18 @@ def map_frame(
         label = s.paths[0] if s.delivery == "column" else f.name
         if s.paths:
             original.append(pl.col(c.key_column(f)).alias(label))
-    # A value is kept as a short sample at most (a megabyte in one cell is a fault, not evidence to store).
+    # A value is kept as a short sample at most (a megabyte in one cell is a fault, not evidence to store), and not
+    # at all where it carries an identity: a USCC in a pilot code is as clear as in insured_id.
     sample = c.QUARANTINE_SAMPLE
+    identity_of: dict[str, list[pl.Expr]] = {}
+    for f in c.stored_fields(rt):
+        if f.kind in c.TEXT_KINDS:
+            for p in sources[f.name].paths:
+                if p is not None:
+                    identity_of.setdefault(p, []).append(pl.col(_IDENTITY + f.name))
     original += [
-        pl.when(pl.col(_SRC + p).str.len_chars() > sample)
+        pl.when(reduce(operator.or_, identity_of[p]) if p in identity_of else pl.lit(False)).then(pl.lit(WITHHELD))
+        .when(pl.col(_SRC + p).str.len_chars() > sample)
         .then(pl.col(_SRC + p).str.slice(0, sample) + pl.lit("…"))
         .otherwise(pl.col(_SRC + p)).alias(p)
         for p in used_paths if p not in hidden
@@ -522,4 +609,5 @@ def map_frame(
     return MappedBatch(rt, good, quarantine, warnings, delivered_totals, field_stats)
 
 
-__all__ = ["LayoutMismatch", "MappedBatch", "NATIVE_SUFFIX", "check_layout", "map_frame"]
+__all__ = ["LayoutMismatch", "MappedBatch", "NATIVE_SUFFIX", "WITHHELD", "check_layout", "configured_insurer_ids",
+           "map_frame"]

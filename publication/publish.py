@@ -26,22 +26,25 @@ from pathlib import Path
 import duckdb
 
 from cyberclaims.settings import limit_memory
-from ingestion.pseudonymize import USCC_CHARSET
+from ingestion.contract import LINEAGE_COLUMNS, RAW_TABLE, USCC_REGEX
 from quality.gate import ADMITTED
 
 PUBLISHED_NAME = "sector_claims.duckdb"
 VERSION_PATTERN = re.compile(r"^v(\d{6})\.duckdb$")
-_SET = re.escape(USCC_CHARSET)
-# An 18-character token shaped like a unified social credit code.
-USCC_REGEX = f"(^|[^0-9A-Za-z])[{_SET}]{{2}}[0-9]{{6}}[{_SET}]{{10}}([^0-9A-Za-z]|$)"
 LOCK_NAME = ".publish.lock"
 log = logging.getLogger(__name__)
 IDENTITY_COLUMNS = ("insurer_id", "insured_id", "insured_name", "policy_number", "claim_number", "incident_number")
+# The checks that find an identity in published text; when one fails, the submissions carrying it are named.
+CLEAR_IDENTIFIERS, INSURER_IDENTITY = "no_clear_identifiers", "no_insurer_identity"
+# The carriers named in a failure message at most (the rest are counted).
+MAX_CARRIERS_NAMED = 20
 
 
 class PublicationCheckFailed(RuntimeError):
-    def __init__(self, results: list[CheckResult]):
+    def __init__(self, results: list[CheckResult], carriers: list[Carrier] | None = None):
         self.results = results
+        # The admitted submissions whose raw rows carry what an identity check found (see find_carriers).
+        self.carriers = carriers or []
         failed = [r for r in results if not r.passed]
         super().__init__("publication checks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
 
@@ -93,13 +96,26 @@ def version_path(published_dir: Path, version: int) -> Path:
     return published_dir / "versions" / f"v{version:06d}.duckdb"
 
 
-def _text_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [
-        r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type IN ('VARCHAR', 'VARCHAR[]')",
-            [table],
-        ).fetchall()
-    ]
+def _text_columns(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None,
+                  schema: str | None = None) -> dict[str, bool]:
+    """Text column → whether it is a list (VARCHAR[]), of a table of the connection's own database or of an
+    attached one."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+        "AND data_type IN ('VARCHAR', 'VARCHAR[]') AND table_catalog = coalesce(?, current_database()) "
+        "AND table_schema = coalesce(?, table_schema) ORDER BY ordinal_position",
+        [table, catalog, schema],
+    ).fetchall()
+    return {name: data_type == "VARCHAR[]" for name, data_type in rows}
+
+
+def _quoted(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+
+
+def _has_insurer(column: str, is_list: bool, insurers: str) -> str:
+    """SQL: the column is an insurer id, or (a list) holds one."""
+    return f'list_has_any("{column}", [{insurers}])' if is_list else f'CAST("{column}" AS VARCHAR) IN ({insurers})'
 
 
 def run_checks(
@@ -114,23 +130,24 @@ def run_checks(
     results.append(CheckResult("no_identity_columns", not leaking, ", ".join(leaking) or "none"))
 
     uscc_hits, insurer_hits = [], []
-    insurers = ", ".join("'" + i.replace("'", "''") + "'" for i in insurer_ids) or "NULL"
+    insurers = _quoted(insurer_ids)
     for t in tables:
         columns = _text_columns(con, t.name)
         if not columns:
             continue
-        # One scan per table: every text column tested for codes and insurer names at once.
+        # One scan per table: every text column tested for codes and insurer names at once (a list column for an
+        # insurer id among its items).
         counts = con.execute("SELECT " + ", ".join(
-            f'count_if(regexp_matches(CAST("{c}" AS VARCHAR), $uscc)), count_if(CAST("{c}" AS VARCHAR) IN ({insurers}))'
-            for c in columns
+            f'count_if(regexp_matches(CAST("{c}" AS VARCHAR), $uscc)), count_if({_has_insurer(c, is_list, insurers)})'
+            for c, is_list in columns.items()
         ) + f' FROM "{t.name}"', {"uscc": USCC_REGEX}).fetchall()[0]
         for column, n, m in zip(columns, counts[0::2], counts[1::2], strict=True):
             if n:
                 uscc_hits.append(f"{t.name}.{column} ({n} rows)")
             if m:
                 insurer_hits.append(f"{t.name}.{column} ({m} rows)")
-    results.append(CheckResult("no_clear_identifiers", not uscc_hits, ", ".join(uscc_hits) or "none"))
-    results.append(CheckResult("no_insurer_identity", not insurer_hits, ", ".join(insurer_hits) or "none"))
+    results.append(CheckResult(CLEAR_IDENTIFIERS, not uscc_hits, ", ".join(uscc_hits) or "none"))
+    results.append(CheckResult(INSURER_IDENTITY, not insurer_hits, ", ".join(insurer_hits) or "none"))
 
     counts = {t.name: con.execute(f'SELECT count(*) FROM "{t.name}"').fetchall()[0][0] for t in tables}
     if previous is None:
@@ -150,6 +167,96 @@ def run_checks(
         ]
         results.append(CheckResult("row_counts_consistent", not bad, ", ".join(bad) or json.dumps(counts)))
     return results
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """An admitted submission whose stored rows carry an identity the publication audit found."""
+
+    submission_id: str
+    insurer_id: str
+    source_file: str
+    rows: int
+    checks: tuple[str, ...]  # which identity checks its rows fail
+
+    @property
+    def revoke(self) -> str:
+        return (f'cyberclaims submissions revoke {self.submission_id[:16]} --note "identity in published text '
+                f'({", ".join(self.checks)})"')
+
+
+def published_identities(con: duckdb.DuckDBPyConnection, tables: list[PublishedTable],
+                         insurer_ids: list[str]) -> tuple[list[str], list[str]]:
+    """(USCC-shaped tokens, insurer ids) that the text of the published tables carries."""
+    tokens: set[str] = set()
+    found: set[str] = set()
+    insurers = _quoted(insurer_ids)
+    for t in tables:
+        for column, is_list in _text_columns(con, t.name).items():
+            text = f'CAST("{column}" AS VARCHAR)'
+            tokens.update(r[0] for r in con.execute(
+                f'SELECT DISTINCT unnest(regexp_extract_all({text}, $uscc, 2)) FROM "{t.name}" '
+                f"WHERE regexp_matches({text}, $uscc)", {"uscc": USCC_REGEX}).fetchall())
+            items = f'unnest(list_intersect("{column}", [{insurers}]))' if is_list else text
+            found.update(r[0] for r in con.execute(
+                f'SELECT DISTINCT {items} FROM "{t.name}" WHERE {_has_insurer(column, is_list, insurers)}').fetchall())
+    return sorted(tokens - {""}), sorted(found)
+
+
+def find_carriers(con: duckdb.DuckDBPyConnection, catalog: str, tokens: list[str], insurer_ids: list[str]) -> list[Carrier]:
+    """The admitted submissions whose raw rows (in the warehouse attached as `catalog`) hold one of the USCC-shaped
+    tokens, or one of the insurer ids, in a stored text column (lineage columns aside). Published tables carry no
+    submission id: the values are looked up where every row still has its submission."""
+    counts: dict[str, dict[str, int]] = {}  # submission id → check → rows
+    insurers = _quoted(insurer_ids)
+    lineage = {name for name, _ in LINEAGE_COLUMNS}
+    for table in RAW_TABLE.values():
+        columns = {c: is_list for c, is_list in _text_columns(con, table, catalog, "raw").items() if c not in lineage}
+        tests = []
+        if tokens and columns:
+            tests.append((CLEAR_IDENTIFIERS, " OR ".join(
+                f'list_has_any(regexp_extract_all(CAST("{c}" AS VARCHAR), $uscc, 2), $tokens)' for c in columns)))
+        if insurer_ids and columns:
+            tests.append((INSURER_IDENTITY, " OR ".join(_has_insurer(c, is_list, insurers) for c, is_list in columns.items())))
+        for check, condition in tests:
+            params = {"uscc": USCC_REGEX, "tokens": tokens} if check == CLEAR_IDENTIFIERS else {}
+            for submission_id, n in con.execute(
+                f'SELECT submission_id, count(*) FROM "{catalog}".raw."{table}" WHERE {condition} GROUP BY ALL', params
+            ).fetchall():
+                by_check = counts.setdefault(submission_id, {})
+                by_check[check] = by_check.get(check, 0) + n
+    if not counts:
+        return []
+    rows = con.execute(
+        f'SELECT s.submission_id, s.insurer_id, s.source_file FROM "{catalog}".raw.submissions s '
+        f'JOIN "{catalog}".raw.submission_gate g USING (submission_id) '
+        "WHERE s.submission_id IN (SELECT unnest($ids)) AND g.status IN (SELECT unnest($admitted)) "
+        "ORDER BY s.insurer_id, s.ingested_at, s.submission_id",
+        {"ids": sorted(counts), "admitted": list(ADMITTED)},
+    ).fetchall()
+    return [Carrier(sid, insurer, source_file, sum(counts[sid].values()), tuple(sorted(counts[sid])))
+            for sid, insurer, source_file in rows]
+
+
+def _name_carriers(checks: list[CheckResult], carriers: list[Carrier]) -> list[CheckResult]:
+    """The failed identity checks, each with the submissions to revoke (or why there is none) in its detail."""
+    named = []
+    for check in checks:
+        if check.passed or check.name not in (CLEAR_IDENTIFIERS, INSURER_IDENTITY):
+            named.append(check)
+            continue
+        own = [c for c in carriers if check.name in c.checks]
+        if own:
+            listed = "; ".join(f"submission {c.submission_id[:16]} of {c.insurer_id} ({c.source_file}, {c.rows} rows): "
+                               f"`{c.revoke}`" for c in own[:MAX_CARRIERS_NAMED])
+            more = f"; and {len(own) - MAX_CARRIERS_NAMED} more submission(s)" if len(own) > MAX_CARRIERS_NAMED else ""
+            detail = (f"{check.detail} — carried by the rows of {len(own)} admitted submission(s); revoke each, then "
+                      f"`cyberclaims run` publishes without them: {listed}{more}")
+        else:
+            detail = (f"{check.detail} — no admitted submission's raw rows carry it: it comes from the dbt project (a "
+                      "seed or a model) or from warehouse rows changed after ingestion")
+        named.append(CheckResult(check.name, check.passed, detail))
+    return named
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
@@ -424,6 +531,14 @@ def _publish(
         con.execute("DETACH wh")
         previous = version_path(published_dir, versions[-1]) if versions else None
         checks = run_checks(con, tables, insurer_ids, previous, settings)
+        carriers: list[Carrier] = []
+        if not all(c.passed for c in checks if c.name in (CLEAR_IDENTIFIERS, INSURER_IDENTITY)):
+            # The published tables carry no submission id: the offending values are looked up in the warehouse.
+            tokens, found = published_identities(con, tables, insurer_ids)
+            con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
+            carriers = find_carriers(con, "wh", tokens, found)
+            con.execute("DETACH wh")
+            checks = _name_carriers(checks, carriers)
         counts = {t.name: con.execute(f'SELECT count(*) FROM "{t.name}"').fetchall()[0][0] for t in tables}
         manifest = {
             "version": version,
@@ -439,7 +554,7 @@ def _publish(
         con.execute("CHECKPOINT")
     if not all(c.passed for c in checks):
         shutil.rmtree(building_dir, ignore_errors=True)
-        raise PublicationCheckFailed(checks)
+        raise PublicationCheckFailed(checks, carriers)
 
     _fsync(building)
     final = version_path(published_dir, version)
