@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 import yaml
 
+from ingestion import contract as c
 from ingestion import warehouse
 from ingestion.config import ConfigError, load_config
-from ingestion.mapping import map_frame
+from ingestion.mapping import delivered_texts, map_frame
 from ingestion.pipeline import ingest_file, ingest_insurer
 from ingestion.pseudonymize import Pseudonymizer
 from ingestion.readers import SOURCE_ROW, read_source
@@ -216,14 +217,17 @@ INCIDENT = {
     "action": {"malware": {"variety": ["Ransomware"], "vector": ["Email attachment"]}},
     "data": [{"variety": "Personal", "amount": 10}, {"variety": "Payment", "amount": 2}],
     "notes": [{"by": "broker", "text": "first"}, {"by": "insured", "text": "second"}],
+    "campaign": "VENDOR-OUTAGE-2025-03",
 }
 INCIDENT_COLUMNS = {
     "incident_number": "ref", "policy_number": "policy.no", "insured_id": "insured.uscc",
     "occurred_date": "dates.occurred", "reported_date": "dates.reported",
     "incident_type": {"coalesce": ["action.hacking.variety", "action.malware.variety"], "reduce": "first"},
     "attack_vector": {"source": "action.*.vector", "reduce": "first"},
-    "data_types": "data[*].variety", "records_affected": "data[0].amount", "systemic_event_ref": "notes",
+    "data_types": "data[*].variety", "records_affected": "data[0].amount", "systemic_event_ref": "campaign",
 }
+# A list of objects mapped whole to a text field: its JSON text, which no coded field accepts.
+NOTES_COLUMNS = INCIDENT_COLUMNS | {"systemic_event_ref": "notes"}
 INCIDENT_MAPS = {"incident_type": {"Ransomware": "ransomware"}, "attack_vector": {"Email attachment": "phishing"},
                  "data_types": {"Personal": "PII", "Payment": "PCI"}}
 
@@ -259,9 +263,17 @@ def test_json_documents_in_every_shape(tmp_path, shape):
     row = batch.good.row(0, named=True)
     assert row["incident_type"] == "ransomware" and row["attack_vector"] == "phishing"
     assert row["data_types"] == ["PII", "PCI"] and row["records_affected"] == 10
-    # A list of objects mapped whole is its JSON text.
-    assert json.loads(row["systemic_event_ref"]) == INCIDENT["notes"]
-    assert batch.warnings == []
+    assert row["systemic_event_ref"] == "VENDOR-OUTAGE-2025-03"
+    assert batch.warnings == ["incident: unexpected column(s) ignored: notes[*].by, notes[*].text"]
+    # A list of objects mapped whole is its JSON text; an event reference it is not.
+    notes = config(tmp_path, {"incident": {"file_pattern": "inc_*", "format": "json", "columns": NOTES_COLUMNS,
+                                           "value_maps": INCIDENT_MAPS, **read}})
+    source = read_source(path, notes, "incident")
+    assert json.loads(delivered_texts(source, notes, "incident", TAXONOMY)["systemic_event_ref"][0]) == INCIDENT["notes"]
+    quarantined = map_frame(source, notes, "incident", TAXONOMY, PSEUDO)
+    assert quarantined.warnings == ["incident: unexpected column(s) ignored: campaign"]
+    assert quarantined.good.is_empty() and set(map(tuple, reasons(quarantined).values())) == {
+        (f"{c.REASON_INVALID_FORMAT}:systemic_event_ref",)}
 
 
 def test_json_records_of_different_shapes_never_crash_the_reader(tmp_path):
@@ -270,10 +282,16 @@ def test_json_records_of_different_shapes_never_crash_the_reader(tmp_path):
                for i, notes in enumerate([[{"a": 1}], "plain", 12, None])]
     path = tmp_path / "inc_202503.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    cfg = config(tmp_path, {"incident": {"file_pattern": "inc_*", "format": "jsonl", "columns": INCIDENT_COLUMNS,
+    cfg = config(tmp_path, {"incident": {"file_pattern": "inc_*", "format": "jsonl", "columns": NOTES_COLUMNS,
                                          "value_maps": INCIDENT_MAPS}})
-    batch = map_frame(read_source(path, cfg, "incident"), cfg, "incident", TAXONOMY, PSEUDO)
-    assert batch.good["systemic_event_ref"].to_list() == ['[{"a":1}]', "plain", "12", None]
+    source = read_source(path, cfg, "incident")
+    assert delivered_texts(source, cfg, "incident", TAXONOMY)["systemic_event_ref"].to_list() == [
+        '[{"a":1}]', "plain", "12", None]
+    # None of these texts is an event reference: their rows are quarantined, the empty one loads.
+    batch = map_frame(source, cfg, "incident", TAXONOMY, PSEUDO)
+    assert batch.good.height == 1 and batch.good["systemic_event_ref"].to_list() == [None]
+    assert batch.quarantine.height == 3 and set(map(tuple, reasons(batch).values())) == {
+        (f"{c.REASON_INVALID_FORMAT}:systemic_event_ref",)}
 
 
 def test_json_numbers_are_native_and_text_numbers_follow_the_locale(tmp_path):
