@@ -82,6 +82,16 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
         third = sensor(ctx)
     assert [r.run_key for r in third.run_requests] == [f"dongfang_pc:{content_hash(new)}"]
 
+    # A name with a bidi override is tagged as every listing shows it; the run's config names the real file.
+    hidden = landing / "dongfang_pc" / "claims_2099\u202e13.csv"
+    hidden.write_text("ClaimNo\nC-1\n", encoding="utf-8")
+    os.utime(hidden, ns=(newest + 2_000_000, newest + 2_000_000))
+    with dg.build_sensor_context(cursor=third.cursor, resources=resources) as ctx:
+        (fourth,) = sensor(ctx).run_requests
+    assert fourth.tags["source_file"] == "dongfang_pc/claims_2099\\u202e13.csv"
+    config = fourth.run_config["ops"][asset_key("dongfang_pc").to_python_identifier()]["config"]["files"]
+    assert config == ["dongfang_pc/claims_2099\u202e13.csv"]
+
 
 def test_one_lineage_graph_from_every_insurer_to_the_marts():
     from orchestration.definitions import defs

@@ -10,7 +10,7 @@ import json
 import dagster as dg
 
 from ingestion.config import InsurerConfig
-from ingestion.pipeline import content_hash, landing_files
+from ingestion.pipeline import content_hash, display_name, landing_files
 from orchestration.defs.ingestion.assets import asset_key, landing_relative
 from orchestration.defs.resources import LandingZoneResource
 
@@ -39,7 +39,8 @@ def build_landing_sensor(configs: dict[str, InsurerConfig], job) -> dg.SensorDef
                         run_key=f"{insurer_id}:{content_hash(path)}",
                         asset_selection=[asset_key(insurer_id)],
                         run_config={"ops": {asset_key(insurer_id).to_python_identifier(): {"config": {"files": [rel]}}}},
-                        tags={"insurer": insurer_id, "source_file": rel},
+                        # The name as every listing shows it (hidden characters escaped); the config keeps the real one.
+                        tags={"insurer": insurer_id, "source_file": display_name(path, landing.root)},
                     )
                 )
                 if mtime > newest:
