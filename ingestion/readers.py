@@ -15,8 +15,11 @@ records; a list of objects is JSON text unless a path or `reduce` picks from it.
 
 Before reading, the first bytes are checked against the declared format: a workbook under a CSV
 pattern, a JSON array under JSON Lines or a Parquet file that is not Parquet is rejected with
-"format mismatch: this looks like …". Anything that cannot be read raises `UnreadableFile` with the
-reason; the caller rejects the whole submission.
+"format mismatch: this looks like …"; UTF-16 text under another encoding with "wrong encoding". A file
+beyond a cap of `ingestion.limits` (its size, a workbook's size once unzipped and the cells its sheets
+lay out, rows) is rejected before the expensive read; rows are counted by reading at most one row past
+the cap. Anything that cannot be read raises `UnreadableFile` with the reason; the caller rejects the
+whole submission.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ingestion import limits
 from ingestion.config import JSON_FORMATS, InsurerConfig, ReadSpec, has_wildcard, json_path, parse_path
+from ingestion.limits import FileLimits
 
 SOURCE_ROW = "__source_row"
 # fastexcel warns for every empty column whose type it cannot guess; such a column is read as text.
@@ -43,6 +48,7 @@ logging.getLogger("fastexcel").setLevel(logging.ERROR)
 NATIVE_SUFFIX = "::native"
 _CHUNK = 1 << 20
 _UTF8 = ("utf-8", "utf8", "utf-8-sig", "utf8-sig")
+_UTF16 = ("utf-16", "utf-16-le", "utf-16-be")
 
 
 class UnreadableFile(Exception):
@@ -108,7 +114,7 @@ def sniff(path: Path) -> str:
         return "gzip"
     if head.startswith(b"%PDF"):
         return "pdf"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(head):
         return "utf16"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"["):
@@ -120,10 +126,66 @@ def sniff(path: Path) -> str:
     return "text"
 
 
-def check_format(path: Path, fmt: str) -> None:
+def _utf16_without_bom(head: bytes) -> bool:
+    """Text in UTF-16 without a byte-order mark: each ASCII character (a delimiter, a digit, a line break) is a
+    printable byte beside a zero byte, the zeros all on one side (odd positions little-endian, even big-endian).
+    Text that is mostly Chinese still has such a character every few dozen."""
+    if len(head) < 64:
+        return False
+    for high, low in ((head[1::2], head[0::2]), (head[0::2], head[1::2])):  # little-endian, big-endian
+        zeros = high.count(0)
+        if zeros >= len(head) // 64 and low.count(0) <= zeros // 20:
+            text = sum(1 for h, lo in zip(high, low, strict=False) if h == 0 and (lo in (9, 10, 13) or 32 <= lo < 127))
+            if text >= zeros * 0.95:
+                return True
+    return False
+
+
+def _utf16_order(path: Path) -> tuple[str, bool]:
+    """('le' | 'be', whether a byte-order mark says so) of a file that looks like UTF-16."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ("le" if head.startswith(b"\xff\xfe") else "be"), True
+    return ("le" if head[1::2].count(0) > head[0::2].count(0) else "be"), False
+
+
+def _check_utf16(path: Path, encoding: str) -> None:
+    """A file that looks like UTF-16 is read only under the encoding that decodes it."""
+    order, marked = _utf16_order(path)
+    codec = _codec(encoding)
+    how = "a UTF-16 byte-order mark" if marked else "a zero byte beside every ASCII character"
+    if codec not in _UTF16:
+        fix = "utf-16" if marked else f"utf-16-{order}"
+        raise UnreadableFile(f"wrong encoding: the file looks like UTF-16 text ({how}), not {encoding}: set "
+                             f"`encoding: {fix}` in the insurer's config")
+    if codec == "utf-16" and not marked:
+        raise UnreadableFile(f"wrong encoding: the file looks like UTF-16 text without a byte-order mark, which "
+                             f"utf-16 requires: set `encoding: utf-16-{order}` in the insurer's config")
+    if codec != "utf-16" and codec != f"utf-16-{order}":
+        raise UnreadableFile(f"wrong encoding: the file looks like UTF-16 {'little' if order == 'le' else 'big'}-"
+                             f"endian text ({how}), not {encoding}: set `encoding: utf-16"
+                             f"{'' if marked else '-' + order}` in the insurer's config")
+
+
+def _codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding.lower()
+
+
+def check_format(path: Path, fmt: str, encoding: str = "utf-8") -> None:
     found = sniff(path)
     if found == "empty":
         raise UnreadableFile("empty file")
+    if found == "utf16" and fmt in ("csv", "jsonl", "json"):
+        _check_utf16(path, encoding)
+        return  # the UTF-8 copy is checked again once decoded
+    if _codec(encoding) in _UTF16 and found in ("text", "json_array", "json_object"):
+        raise UnreadableFile(f"wrong encoding: the config says {encoding}, but the file has neither a UTF-16 "
+                             "byte-order mark nor zero bytes: it looks like 8-bit text (UTF-8 or a legacy code "
+                             "page): check `encoding` in the insurer's config")
     if found not in _ACCEPTS[fmt]:
         hint = " — set the record type's format" if found in ("json_array", "json_object", "zip", "parquet") else ""
         raise UnreadableFile(f"format mismatch: this looks like {_LOOKS_LIKE[found]}, not {fmt}{hint}")
@@ -143,11 +205,22 @@ def _truncated(path: Path, kind: str) -> str:
     return ""
 
 
-def _check_final_newline(path: Path) -> None:
+def _newline(path: Path, encoding: str) -> bytes:
+    """A line break in the file's encoding (UTF-16 without an explicit byte order: the order its byte-order mark
+    gives, else little-endian, as Python decodes it)."""
+    codec = _codec(encoding)
+    if codec == "utf-16":
+        with open(path, "rb") as fh:
+            codec = "utf-16-be" if fh.read(2) == b"\xfe\xff" else "utf-16-le"
+    return "\n".encode(codec) if codec in _UTF16 else b"\n"
+
+
+def _check_final_newline(path: Path, encoding: str = "utf-8") -> None:
     size = path.stat().st_size
+    newline = _newline(path, encoding)
     with open(path, "rb") as fh:
-        fh.seek(size - 1)
-        if fh.read(1) != b"\n":
+        fh.seek(max(0, size - len(newline)))
+        if fh.read(len(newline)) != newline:
             raise UnreadableFile("truncated: the file does not end with a line break (incomplete last record)")
 
 
@@ -245,15 +318,19 @@ def _machine_text(expr: pl.Expr) -> pl.Expr:
 
 
 def read_csv(path: Path, spec: ReadSpec) -> SourceFrame:
-    check_format(path, "csv")
+    caps = FileLimits.from_env()
+    check_format(path, "csv", spec.encoding)
     if spec.require_final_newline:
-        _check_final_newline(path)
+        _check_final_newline(path, spec.encoding)
     with _as_utf8(path, spec.encoding) as source:
+        if source != path:
+            check_format(source, "csv")
         try:
             # Read from an open file, never by name: a name with '*', '?' or '[' is a glob pattern to polars.
+            # At most one row past the cap: a file beyond it is rejected without being read whole.
             with open(source, "rb") as fh:
                 df = pl.read_csv(fh, separator=spec.delimiter, infer_schema=False, encoding="utf8",
-                                 raise_if_empty=True, skip_rows=spec.header_row)
+                                 raise_if_empty=True, skip_rows=spec.header_row, n_rows=caps.rows + 1)
             with open(source, "rb") as fh:
                 header = pl.read_csv(fh, separator=spec.delimiter, infer_schema=False, encoding="utf8",
                                      has_header=False, n_rows=1, skip_rows=spec.header_row).row(0)
@@ -268,6 +345,7 @@ def read_csv(path: Path, spec: ReadSpec) -> SourceFrame:
                 where = f" at line {line}" if line else ""
                 raise UnreadableFile(f"malformed CSV: a quoted field opens{where} and never closes (unbalanced quote)") from None
             raise UnreadableFile(f"malformed CSV: {safe_reason(msg)}") from None
+    _within_rows(df.height, caps, exact=False)
     df = df.rename(_clean_headers(df.columns, list(header)))
     return SourceFrame(_with_row_numbers(df), present=[c for c in df.columns])
 
@@ -282,6 +360,11 @@ class Workbook:
         import fastexcel
 
         check_format(path, "excel")
+        self.caps = FileLimits.from_env()
+        # The reader lays each sheet out whole, as a grid from its first to its last used cell: the sheets are
+        # measured first, from the zip directory and one streamed pass over the parts.
+        if sniff(path) == "zip" and (problem := limits.workbook_problem(path, self.caps)) is not None:
+            raise UnreadableFile(problem)
         try:
             self.reader = fastexcel.read_excel(str(path))
         except Exception as exc:  # fastexcel raises its own error types for corrupt archives
@@ -297,13 +380,14 @@ class Workbook:
         elif sheet not in names:
             raise UnreadableFile(f"sheet '{sheet}' is missing (workbook has: {', '.join(names)})")
         try:
-            loaded = self.reader.load_sheet(sheet, header_row=header_row, schema_sample_rows=None)
-            df = loaded.to_polars()
+            # One sheet's grid in memory at a time: each load is released before the next.
+            df = self.reader.load_sheet(sheet, header_row=header_row, schema_sample_rows=None).to_polars()
             # The header cells as written (fastexcel renames a repeated header 'b' to 'b_1').
             first = self.reader.load_sheet(sheet, header_row=None, skip_rows=header_row, n_rows=1).to_polars()
             header = [None if v is None else str(v) for v in first.row(0)] if first.height else None
         except Exception as exc:
             raise UnreadableFile(f"sheet '{sheet}' cannot be read: {safe_reason(exc)}") from None
+        _within_rows(df.height, self.caps)  # a legacy .xls is measured only once read
         df = df.rename(_clean_headers(df.columns, header))
         # Fully empty trailing rows are formatting, not records.
         df = df.filter(~pl.all_horizontal(pl.all().is_null())) if df.width else df
@@ -377,13 +461,21 @@ def _flatten(df: pl.DataFrame, sep: str) -> tuple[pl.DataFrame, dict[str, str]]:
 
 
 def read_parquet(path: Path, list_separator: str) -> SourceFrame:
+    caps = FileLimits.from_env()
     check_format(path, "parquet")
+    with open(path, "rb") as fh:
+        if (problem := limits.parquet_problem(fh, caps)) is not None:
+            raise UnreadableFile(problem)
     try:
         with open(path, "rb") as fh:  # by an open file, never by name: a name may read as a glob pattern
             df = pl.read_parquet(fh)
     except Exception as exc:  # pyarrow / polars raise several types for a corrupt footer
         raise UnreadableFile(f"not a readable Parquet file: {safe_reason(exc)}"
                              f"{_truncated(path, 'parquet')}") from None
+    # Text a Parquet file repeats through its dictionary is read once but copied by every later step: its size
+    # as values, which the footer does not give, is known once read (without copying).
+    if (problem := limits.decoded_problem(df.estimated_size(), caps, "the file's values amount to")) is not None:
+        raise UnreadableFile(problem)
     flat, native = _flatten(df, list_separator)
     return SourceFrame(_with_row_numbers(flat), native, present=list(flat.columns))
 
@@ -469,11 +561,14 @@ def read_json(path: Path, spec: ReadSpec, paths: list[str], options: dict[str, t
     where some record holds a list or an object are read again, turned into a list's values or JSON text.
     `options`: path → (reduce, list separator) of the field that reads it."""
     fmt = spec.format
-    check_format(path, fmt)
+    caps = FileLimits.from_env()
+    check_format(path, fmt, spec.encoding)
     if fmt == "jsonl" and spec.require_final_newline:
-        _check_final_newline(path)
+        _check_final_newline(path, spec.encoding)
     con = _json_connection()
     with _as_utf8(path, spec.encoding) as source:
+        if source != path:
+            check_format(source, fmt)
         size = max(path.stat().st_size, 1) + 1024
         location = _sql_str(str(source))
         if fmt == "jsonl":
@@ -488,8 +583,10 @@ def read_json(path: Path, spec: ReadSpec, paths: list[str], options: dict[str, t
         plain = [p for p in paths if not has_wildcard(p)]
         wild = [p for p in paths if has_wildcard(p)]
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __records AS {records}")
+            # At most one record past the cap: a file beyond it is rejected before its values are extracted.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __records AS {records} LIMIT {caps.rows + 1}")
             count = con.execute("SELECT count(*) FROM __records").fetchall()[0][0]
+            _within_rows(count, caps, exact=False)
             # The keys the file carries (for the unexpected-columns warning): every record of a file of up to
             # STRUCTURE_RECORDS, else the first records and an even spread of the rest (the structure of every
             # record costs more than reading the values). A missing required path is judged on all records.
@@ -540,8 +637,15 @@ def _ident(name: str) -> str:
 # --------------------------------------------------------------------------- dispatch
 
 
+def _within_rows(rows: int, caps: FileLimits, exact: bool = True) -> None:
+    if (problem := limits.rows_problem(rows, caps, exact=exact)) is not None:
+        raise UnreadableFile(problem)
+
+
 def read_sources(path: Path, cfg: InsurerConfig, record_types: list[str]) -> dict[str, SourceFrame]:
     """Each record type's source frame from one file (a workbook is opened once for all its sheets)."""
+    if (problem := limits.file_size_problem(path, FileLimits.from_env())) is not None:
+        raise UnreadableFile(problem)
     frames: dict[str, SourceFrame] = {}
     workbook: Workbook | None = None
     for rt in record_types:
