@@ -56,13 +56,44 @@ def test_queries_answer_from_the_published_database_as_table_csv_file_and_shell(
     "RESET lock_configuration",
     "CREATE TABLE mine AS SELECT 1",
     "INSTALL httpfs",
+    "LOAD httpfs",
+    "SELECT * FROM duckdb_secrets()",
+    "CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 'v')",
+    "PRAGMA enable_profiling",
+    "SET profiling_output = '{tmp}/x.json'",
+    "SET memory_limit = '20GB'",
+    "EXPORT DATABASE '{tmp}/x'",
 ])
 def test_files_writes_and_settings_are_refused(published_db, tmp_path, statement):
     result = sql(published_db, "-c", statement.format(tmp=tmp_path))
     assert result.returncode != 0
-    assert any(s in result.stderr for s in ("disabled by configuration", "configuration has been locked",
-                                             "read-only", "locked")), result.stderr
+    assert any(s in result.stderr for s in ("disabled by configuration", "disabled through configuration",
+                                             "configuration has been locked", "read-only", "locked")), result.stderr
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "other.duckdb").exists()
+    assert list(tmp_path.iterdir()) == []  # no file written at all (EXPORT's folder, a profile, a secret)
+
+
+def test_the_environment_is_not_readable_through_sql(published_db):
+    marker = "cyberclaims-env-marker-5150"
+    env = {**os.environ, "CYBERCLAIMS_TEST_MARKER": marker}
+    for statement in ("SELECT getenv('CYBERCLAIMS_TEST_MARKER') AS v", "SELECT getenv('HOME') AS v"):
+        result = sql(published_db, "--csv", "-c", statement, env=env)
+        assert result.returncode != 0, result.stdout
+        assert marker not in result.stdout + result.stderr
+        assert os.environ.get("HOME", "/root") not in result.stdout
+        assert "getenv" in result.stderr  # refused by name, not answered
+
+
+def test_dot_commands_in_the_shell_are_refused_and_the_shell_goes_on(published_db, tmp_path):
+    made = tmp_path / "made"
+    lines = [f".shell touch {made};", ".read /etc/passwd;", f".system touch {made};", f".output {tmp_path}/out.txt;",
+             f".once {tmp_path}/once.txt;", "SELECT 41 + 1 AS answer;", ".read /etc/passwd"]
+    shell = sql(published_db, "--csv", stdin="\n".join(lines) + "\n")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.count("Error: Parser Error") == 5, shell.stdout
+    assert "answer\n42" in shell.stdout  # the session answers after the refusals
+    assert "root:" not in shell.stdout and "/bin/" not in shell.stdout  # nothing of /etc/passwd was read
+    assert list(tmp_path.iterdir()) == []  # no command ran, no output file opened
 
 
 def test_every_query_in_the_actuaries_guide_runs_and_answers(published_db):
