@@ -166,6 +166,8 @@ CYCLE_JOB = "monthly_cycle"
 
 
 def _print_status() -> None:
+    import duckdb
+
     from ingestion import warehouse
     from publication.publish import existing_versions, published_version
     from quality.gate import SECTOR_ACTOR
@@ -184,7 +186,13 @@ def _print_status() -> None:
     if not path.exists():
         click.echo(f"No warehouse yet at {path}")
         return
-    with warehouse.connect(path, read_only=True) as con:
+    try:
+        con = warehouse.connect(path, read_only=True)
+    except duckdb.IOException:
+        click.echo(f"Warehouse {path} is locked by another process (a writer outside this cycle?): its counts are "
+                   "not shown; `cyberclaims sql --internal` reads a copy")
+        return
+    with con:
         click.echo(f"Warehouse {path}")
         for table, n in warehouse.table_counts(con).items():
             click.echo(f"  raw.{table:18s} {n:>12,}")

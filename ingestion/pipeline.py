@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from polars.exceptions import PanicException
 
 from ingestion import warehouse
 from ingestion.config import InsurerConfig
@@ -256,7 +257,8 @@ def _ingest_content(
             )
         batches, warnings = map_file(path, cfg, record_types, taxonomy, pseudonymizer)
         manifest = read_manifest(path, landing_dir, cfg, record_types)
-    except Exception as exc:  # noqa: BLE001 - whatever reading or mapping one file raises rejects that file
+    except (Exception, PanicException) as exc:  # noqa: BLE001 - whatever reading or mapping one file raises
+        # (a panic of polars' Rust code included, which is no Exception) rejects that file
         return _reject(con, meta, record_types, exc)
     try:
         warehouse.write_submission(con, meta, batches, warnings, manifest)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+from polars.exceptions import PanicException
 
 from ingestion import limits
 from ingestion.config import JSON_FORMATS, InsurerConfig, ReadSpec, has_wildcard, json_path, parse_path
@@ -469,7 +470,7 @@ def read_parquet(path: Path, list_separator: str) -> SourceFrame:
     try:
         with open(path, "rb") as fh:  # by an open file, never by name: a name may read as a glob pattern
             df = pl.read_parquet(fh)
-    except Exception as exc:  # pyarrow / polars raise several types for a corrupt footer
+    except (Exception, PanicException) as exc:  # polars raises several types for a corrupt file, or panics
         raise UnreadableFile(f"not a readable Parquet file: {safe_reason(exc)}"
                              f"{_truncated(path, 'parquet')}") from None
     # Text a Parquet file repeats through its dictionary is read once but copied by every later step: its size
@@ -626,7 +627,10 @@ def read_json(path: Path, spec: ReadSpec, paths: list[str], options: dict[str, t
             con.execute("DROP TABLE IF EXISTS __records")
     if "__n" in df.columns:
         df = df.drop("__n")
-    present = _leaf_paths(json.loads(structure)) if structure else []
+    try:
+        present = _leaf_paths(json.loads(structure)) if structure else []
+    except RecursionError:
+        raise UnreadableFile("malformed JSON: the records are nested too deeply to read") from None
     return SourceFrame(_with_row_numbers(df), {}, present=present, is_json=True)
 
 

@@ -140,6 +140,65 @@ def test_a_json_lines_file_nested_ten_thousand_deep_is_a_recorded_rejection(tmp_
     assert_second_run_reads_nothing_again(con, cfg, root)
 
 
+@pytest.mark.parametrize("payload", ["[" * 10_000 + "]" * 10_000, '{"a": ' * 10_000 + "1" + "}" * 10_000])
+def test_a_json_document_nested_ten_thousand_deep_is_rejected_with_a_clear_reason(tmp_path, payload):
+    con, cfg, root, summary, bad = ingest_beside_good(tmp_path, "json", payload.encode())
+    error = assert_rejected_and_rest_loads(con, summary, bad)
+    assert "nested too deeply" in error or "format mismatch" in error or "malformed JSON" in error, error
+    assert "unexpected error" not in error and "RecursionError" not in error
+    assert_second_run_reads_nothing_again(con, cfg, root)
+
+
+def _parquet_variants(seed: int, n: int) -> list[bytes]:
+    """A valid two-row Parquet file with one bit flipped at n seeded positions, and truncated at n more."""
+    import random
+
+    import polars as pl
+
+    buffer = io.BytesIO()
+    pl.DataFrame([CLAIM_ROW | {"Claim": "C-2"}, CLAIM_ROW | {"Claim": "C-3"}]).write_parquet(buffer)
+    valid = buffer.getvalue()
+    rng = random.Random(seed)
+    variants = []
+    for _ in range(n):
+        flipped = bytearray(valid)
+        position = rng.randrange(len(valid))
+        flipped[position] ^= 1 << rng.randrange(8)
+        variants.append(bytes(flipped))
+    variants += [valid[: rng.randrange(4, len(valid))] for _ in range(n)]
+    # A flip polars' reader answered with a Rust panic (no Exception) that stopped the insurer's ingestion.
+    known = bytearray(valid)
+    if len(known) > 1198:
+        known[1198] ^= 1 << 5
+        variants.append(bytes(known))
+    return variants
+
+
+def test_fuzzed_parquet_files_load_or_are_recorded_rejections_and_never_stop_ingestion(tmp_path):
+    cfg = claims_config(tmp_path, **FORMATS["parquet"][0])
+    root, folder = landing(tmp_path)
+    import polars as pl
+
+    pl.DataFrame([CLAIM_ROW]).write_parquet(folder / "claims_202501.parquet")
+    variants = _parquet_variants(20250101, 25)
+    for i, payload in enumerate(variants):
+        (folder / f"claims_2025{i:03d}.parquet").write_bytes(payload)
+    con = warehouse.connect(tmp_path / "wh.duckdb")
+    summary = ingest_insurer(con, cfg, root, PSEUDO)
+    outcomes = {o.source_file: o for o in summary.outcomes}
+    assert len(outcomes) == len(variants) + 1  # every file has its outcome: none stopped the rest
+    assert outcomes[f"{INSURER}/claims_202501.parquet"].status == "loaded"
+    recorded = dict(con.execute("SELECT source_file, status FROM raw.submissions").fetchall())
+    for name, outcome in outcomes.items():
+        assert outcome.status in ("loaded", "rejected", "already_loaded", "already_rejected"), (name, outcome)
+        if outcome.status == "rejected":
+            assert recorded[name] == "rejected" and "unexpected error" not in (outcome.error or ""), outcome.error
+    assert any(o.status == "rejected" for o in outcomes.values())
+    counts = con.execute("SELECT sum(rows_delivered), sum(rows_loaded + rows_quarantined) FROM raw.submissions "
+                         "WHERE status = 'loaded'").fetchone()
+    assert counts[0] == counts[1]
+
+
 @pytest.mark.parametrize("where", ["value", "header"])
 def test_nul_bytes_in_a_csv_are_a_recorded_rejection(tmp_path, where):
     if where == "value":
@@ -258,6 +317,7 @@ def test_a_write_lock_held_on_the_warehouse_fails_the_run_quickly_naming_the_loc
     assert "ingest_landing': FAILURE" in run.stdout, run.stdout
     assert "Could not set lock on file" in run.stderr and str(target) in run.stderr
     assert f"PID {os.getpid()}" in run.stderr  # it says who holds the lock
+    assert "is locked by another process" in run.stdout and "Traceback" not in run.stderr  # the status after it
     # Nothing was written: the warehouse still holds only what was ingested before the run.
     with duckdb.connect(str(target), read_only=True) as con:
         assert con.execute("SELECT source_file FROM raw.submissions").fetchall() == [(f"{INSURER}/claims_202501.csv",)]
