@@ -527,7 +527,9 @@ def _publish(
         insurer_ids = [r[0] for r in con.execute("SELECT DISTINCT insurer_id FROM wh.raw.submissions").fetchall()]
         for t in tables:
             cols = ", ".join(f'"{c}"' for c in t.columns)
-            con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.name}"')
+            # Rows in the order of a hash of their published values, never the build's (which follows the
+            # insurers' submissions and would tell whose rows sit together): see publication.trust.row_order.
+            con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.name}" ORDER BY hash({cols})')
         con.execute("DETACH wh")
         previous = version_path(published_dir, versions[-1]) if versions else None
         checks = run_checks(con, tables, insurer_ids, previous, settings)

@@ -105,3 +105,36 @@ ranked as (
 {% macro is_admitted(gate_status) -%}
     {{ gate_status }} in ('passed', 'released')
 {%- endmacro %}
+
+{#- Publication grid of an amount or a count (DESIGN.md §5: no insurer's limit ladder, no insured's
+    exact figure at row level): the lower bound of its band on a common grid of steps × 10^n, with
+    steps (1, 2, 5) for money (1, 2, 5, 10, 20, 50 … CNY) and (1,) for counts (1, 10, 100 …).
+    0 stays 0, null stays null. -#}
+{% macro grid_floor(value, steps=(1, 2, 5), type='decimal(18, 2)') -%}
+    {%- set magnitude = 'power(10, floor(log10(' ~ value ~ ')))' -%}
+    cast(case
+        when {{ value }} is null then null
+        when {{ value }} <= 0 then 0
+        {%- for step in steps | reverse %}
+        when {{ value }} >= {{ step }} * {{ magnitude }} then {{ step }} * {{ magnitude }}
+        {%- endfor %}
+        else {{ magnitude }}
+    end as {{ type }})
+{%- endmacro %}
+
+{#- An amount rounded to the nearest point of the common 1-2-5 grid (1, 2, 5, 10, 20, 50 … × 10^n),
+    nearest on a log scale (the boundaries are the geometric means: 1.41, 3.16, 7.07): a limit of
+    CNY 1,999,999.97 converted from another currency is 2,000,000 like the ladders written in CNY, so
+    the grid keeps no trace of the currency. 0 stays 0, null stays null. -#}
+{% macro grid_round(value, type='decimal(18, 2)') -%}
+    {%- set magnitude = 'power(10, floor(log10(' ~ value ~ ')))' -%}
+    {%- set mantissa = '(' ~ value ~ ' / ' ~ magnitude ~ ')' -%}
+    cast(case
+        when {{ value }} is null then null
+        when {{ value }} <= 0 then 0
+        when {{ mantissa }} >= sqrt(50) then 10 * {{ magnitude }}
+        when {{ mantissa }} >= sqrt(10) then 5 * {{ magnitude }}
+        when {{ mantissa }} >= sqrt(2) then 2 * {{ magnitude }}
+        else {{ magnitude }}
+    end as {{ type }})
+{%- endmacro %}

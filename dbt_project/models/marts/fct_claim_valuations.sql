@@ -19,6 +19,8 @@ select
     statuses.is_open,
     valuations.report_date,
     valuations.closed_date,
+    {{ month_of('valuations.report_date') }} as report_month,
+    {{ month_of('valuations.closed_date') }} as closed_month,
     valuations.currency,
     cast(valuations.fx_rate as decimal(18, 6)) as fx_rate,
     valuations.paid_indemnity,

@@ -1,4 +1,6 @@
 -- One row per policy term (latest delivered version), with its segment keys and amounts in CNY.
+-- Published generalised (DESIGN.md §5; the exact columns are internal, meta publication: exclude):
+-- months for dates, limit and deductible on the common 1-2-5 grid, no original currency.
 select
     policy_key,
     insured_key,
@@ -20,6 +22,8 @@ select
     coverage_sections,
     inception_date,
     expiry_date,
+    {{ month_of('inception_date') }} as inception_month,
+    {{ month_of('expiry_date') }} as expiry_month,
     cast(term_days as integer) as term_days,
     currency,
     cast(fx_rate as decimal(18, 6)) as fx_rate,
@@ -28,6 +32,8 @@ select
     written_premium,
     limit_cny,
     deductible_cny,
+    {{ grid_round('limit_cny') }} as limit_grid_cny,
+    {{ grid_round('deductible_cny') }} as deductible_grid_cny,
     written_premium_cny,
     annual_revenue_cny,
     employee_count,

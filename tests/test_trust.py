@@ -1,0 +1,68 @@
+"""The trust measures (publication.trust) on a small hand-made published file and warehouse: an insurer
+signature, k-anonymity of the quasi-identifiers and the row order are found where they are planted."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from publication.trust import RowLevelTable, measure
+
+SPEC = RowLevelTable("fct_policies", ("policy_key",),
+                     "SELECT policy_key, insurer_id AS _insurer, insured_key AS _insured FROM wh.marts.fct_policies")
+
+
+def _files(tmp_path: Path, rows: list[tuple], order: str) -> tuple[Path, Path]:
+    """A warehouse mart and the published table built from it in `order`; rows are
+    (policy_key, insured_key, insurer_id, currency, province_code)."""
+    warehouse, published = tmp_path / "wh.duckdb", tmp_path / "pub.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.fct_policies (policy_key VARCHAR, insured_key VARCHAR, insurer_id VARCHAR, "
+                    "currency VARCHAR, province_code VARCHAR)")
+        con.executemany("INSERT INTO marts.fct_policies VALUES (?, ?, ?, ?, ?)", rows)
+    with duckdb.connect(str(published)) as con:
+        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        con.execute("CREATE TABLE fct_policies AS SELECT policy_key, currency, province_code FROM wh.marts.fct_policies "
+                    f"ORDER BY {order}")
+    return published, warehouse
+
+
+@pytest.fixture
+def market() -> list[tuple]:
+    """Three insurers, 30 policies each, 90 insureds; insurer c alone writes HKD; province 11 holds
+    insureds of every insurer; each insurer has two more provinces of two insureds each (its own)."""
+    rows = []
+    for i in range(90):
+        insurer = "abc"[i // 30]
+        province = "11" if i % 30 < 26 else f"{insurer}{(i % 30) // 28}"
+        rows.append((f"p{i:03d}", f"s{i:03d}", insurer, "HKD" if insurer == "c" else "CNY", province))
+    return rows
+
+
+def test_a_currency_one_insurer_writes_is_its_signature(tmp_path, market):
+    (result,) = measure(*_files(tmp_path, market, "policy_key"), tables=(SPEC,))
+    singles = {(s.columns, s.value) for s in result.signatures if len(s.columns) == 1}
+    assert (("currency",), "HKD") in singles
+    assert result.signature_rows == 30
+    # CNY is written by two insurers, 30 rows each: no signature.
+    assert (("currency",), "CNY") not in singles
+
+
+def test_k_counts_distinct_insureds_and_insurers_per_combination(tmp_path, market):
+    (result,) = measure(*_files(tmp_path, market, "policy_key"), tables=(SPEC,))
+    assert result.quasi_identifiers == ("province_code",)
+    assert (result.k_insureds, result.k_insurers) == (2, 1)
+    # Six provinces of two insureds of one insurer: 12 rows.
+    assert result.rows_below_k_insureds == 12
+    assert result.rows_below_k_insurers == 12
+
+
+def test_the_build_order_shows_and_a_hash_order_does_not(tmp_path, market):
+    (built,) = measure(*_files(tmp_path, market, "policy_key"), tables=(SPEC,))
+    assert built.same_insurer_as_previous == pytest.approx(87 / 89)
+    assert built.same_insurer_by_chance == pytest.approx(1 / 3)
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    (hashed,) = measure(*_files(shuffled, market, "hash(policy_key, currency, province_code)"), tables=(SPEC,))
+    assert hashed.same_insurer_as_previous < 0.5
