@@ -23,7 +23,11 @@ was considered: its releases pin pandas 2.3.3, numpy 2.0.2 and scipy 1.15.3 exac
 lock (pandas 3.x, scipy 1.17) cannot hold, and it counts rows per class where the rule counts distinct
 insureds and insurers (its l-diversity over insured_key / insurer_id is the same figure as below).
 
-Command line: `python -m publication.trust <published.duckdb> <warehouse.duckdb> [--json]`.
+- **differencing** (`differences`): between two consecutive versions, the rows added, removed or changed
+  and how many insurers they come from; a difference from one insurer is that insurer's submission.
+
+Command line: `python -m publication.trust <published.duckdb> <warehouse.duckdb> [--classifier]
+[--previous <previous.duckdb>] [--json]`.
 """
 
 from __future__ import annotations
@@ -313,6 +317,70 @@ def measure(published: Path, warehouse: Path, tables: tuple[RowLevelTable, ...] 
         return [measure_table(con, spec, classifier) for spec in tables if spec.name in present]
 
 
+@dataclass
+class TableDifference:
+    """What two consecutive versions of a table tell by difference: the rows (by key) added, removed or
+    with a changed published value, and whose they are. When one insurer's submission alone changed,
+    the changed rows are that insurer's rows, whatever the rest of the table hides."""
+
+    table: str
+    added: int
+    removed: int
+    changed: int
+    attributed: int  # changed or added rows the warehouse attributes (removed rows have left it)
+    insurers: int
+    top_insurer_share: float | None
+
+
+def differences(previous: Path, current: Path, warehouse: Path,
+                tables: tuple[RowLevelTable, ...] = ROW_LEVEL) -> list[TableDifference]:
+    """The difference of every row-level table between two published versions."""
+    results = []
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{previous}' AS prev (READ_ONLY)")
+        con.execute(f"ATTACH '{current}' AS pub (READ_ONLY)")
+        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        in_both = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'prev' INTERSECT "
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pub'").fetchall()}
+        for spec in tables:
+            if spec.name not in in_both:
+                continue
+            # Compared on the columns both versions publish.
+            common = [c for c in published_columns(con, spec.name)
+                      if c in {r[0] for r in con.execute(
+                          "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'prev' "
+                          "AND table_name = ?", [spec.name]).fetchall()}]
+            keys = ", ".join(_q(k) for k in spec.keys)
+            on = " AND ".join(f"n.{_q(k)} = o.{_q(k)}" for k in spec.keys)
+            differs = " OR ".join(f"n.{_q(c)} IS DISTINCT FROM o.{_q(c)}" for c in common if c not in spec.keys) or "false"
+            first = _q(spec.keys[0])
+            added, removed, changed = con.execute(f"""
+                SELECT count(*) FILTER (WHERE o.{first} IS NULL), count(*) FILTER (WHERE n.{first} IS NULL),
+                       count(*) FILTER (WHERE n.{first} IS NOT NULL AND o.{first} IS NOT NULL AND ({differs}))
+                FROM pub.{_q(spec.name)} n FULL JOIN prev.{_q(spec.name)} o ON {on}""").fetchone()
+            by_insurer = con.execute(f"""
+                WITH moved AS (
+                    SELECT n.* FROM pub.{_q(spec.name)} n LEFT JOIN prev.{_q(spec.name)} o ON {on}
+                    WHERE o.{first} IS NULL OR ({differs}))
+                SELECT a._insurer, count(*) FROM moved JOIN ({spec.attribution}) a USING ({keys})
+                GROUP BY ALL""").fetchall()
+            attributed = sum(n for _, n in by_insurer)
+            results.append(TableDifference(
+                spec.name, int(added), int(removed), int(changed), int(attributed), len(by_insurer),
+                max(n for _, n in by_insurer) / attributed if attributed else None))
+    return results
+
+
+def report_differences(results: list[TableDifference]) -> str:
+    lines = []
+    for d in results:
+        share = "—" if d.top_insurer_share is None else f"{d.top_insurer_share:.0%}"
+        lines.append(f"== {d.table}: {d.added:,} added, {d.removed:,} removed, {d.changed:,} changed; of the added and "
+                     f"changed rows {d.attributed:,} attributed, from {d.insurers} insurer(s), the largest {share}")
+    return "\n".join(lines)
+
+
 def report(results: list[TableTrust], top: int = 8) -> str:
     lines = []
     for r in results:
@@ -349,9 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--classifier", action="store_true",
                         help="also run the attribution attack (a scikit-learn decision tree)")
+    parser.add_argument("--previous", type=Path,
+                        help="the previous published version: also measure what the difference tells")
     args = parser.parse_args(argv)
     results = measure(args.published, args.warehouse, classifier=args.classifier)
     print(json.dumps(as_dict(results), indent=2, default=str) if args.json else report(results))
+    if args.previous:
+        diff = differences(args.previous, args.published, args.warehouse)
+        print(json.dumps([asdict(d) for d in diff], indent=2) if args.json else report_differences(diff))
     return 0
 
 

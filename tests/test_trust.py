@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from publication.trust import RowLevelTable, measure
+from publication.trust import RowLevelTable, differences, measure
 
 SPEC = RowLevelTable("fct_policies", ("policy_key",),
                      "SELECT policy_key, insurer_id AS _insurer, insured_key AS _insured FROM wh.marts.fct_policies")
@@ -66,3 +66,24 @@ def test_the_build_order_shows_and_a_hash_order_does_not(tmp_path, market):
     shuffled.mkdir()
     (hashed,) = measure(*_files(shuffled, market, "hash(policy_key, currency, province_code)"), tables=(SPEC,))
     assert hashed.same_insurer_as_previous < 0.5
+
+
+def test_a_version_where_one_insurer_alone_changed_tells_its_rows_by_difference(tmp_path, market):
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    previous, _ = _files(before, market, "policy_key")
+    # Insurer b's next submission: three new policies and one corrected province.
+    grown = [(*row[:4], "a0") if row[0] == "p030" else row for row in market]
+    grown += [(f"q{i}", f"t{i}", "b", "CNY", "11") for i in range(3)]
+    current, warehouse = _files(after, grown, "policy_key")
+    (diff,) = differences(previous, current, warehouse, tables=(SPEC,))
+    assert (diff.added, diff.removed, diff.changed) == (3, 0, 1)
+    assert (diff.attributed, diff.insurers, diff.top_insurer_share) == (4, 1, 1.0)
+
+
+def test_the_attribution_attack_learns_a_planted_currency(tmp_path, market):
+    (result,) = measure(*_files(tmp_path, market, "policy_key"), tables=(SPEC,), classifier=True)
+    # HKD gives away insurer c's 30 rows; a and b are told apart only where a province is their own.
+    assert result.attribution_base_rate == pytest.approx(1 / 3)
+    assert result.attribution_accuracy > result.attribution_base_rate + 0.25
