@@ -61,6 +61,11 @@ class PublishedTable:
     name: str
     columns: list[str]
     excluded: list[str] = field(default_factory=list)
+    # The mart it is copied from, when published under another name (meta `publish_as`).
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.source = self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -72,16 +77,21 @@ class PublicationSettings:
 
 
 def published_tables_from_manifest(manifest_path: Path) -> list[PublishedTable]:
-    """Every dbt mart, with the columns tagged `publication: exclude` left out."""
+    """Every dbt mart, with the columns tagged `publication: exclude` left out. A mart tagged
+    `publication: exclude` itself is internal (its published form is another mart); a mart with
+    `publish_as: NAME` is published under that name (the internal mart of that name being excluded)."""
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     tables = []
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model" or node["config"].get("schema") != "marts":
             continue
+        meta = node["config"].get("meta") or {}
+        if meta.get("publication") == "exclude":
+            continue
         columns, excluded = [], []
         for name, column in node["columns"].items():
             (excluded if column.get("meta", {}).get("publication") == "exclude" else columns).append(name)
-        tables.append(PublishedTable(node["name"], columns, excluded))
+        tables.append(PublishedTable(meta.get("publish_as") or node["name"], columns, excluded, node["name"]))
     return sorted(tables, key=lambda t: t.name)
 
 
@@ -529,7 +539,7 @@ def _publish(
             cols = ", ".join(f'"{c}"' for c in t.columns)
             # Rows in the order of a hash of their published values, never the build's (which follows the
             # insurers' submissions and would tell whose rows sit together): see publication.trust.row_order.
-            con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.name}" ORDER BY hash({cols})')
+            con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.source}" ORDER BY hash({cols})')
         con.execute("DETACH wh")
         previous = version_path(published_dir, versions[-1]) if versions else None
         checks = run_checks(con, tables, insurer_ids, previous, settings)

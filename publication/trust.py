@@ -46,17 +46,27 @@ SIGNATURE_MIN_ROWS = 20
 SIGNATURE_DOMINANCE = 0.95
 # Columns with at most this many distinct values are also tested in pairs.
 LOW_CARDINALITY = 30
-K_INSUREDS = 5
-K_INSURERS = 3
+
+
+def _dbt_var(name: str) -> int:
+    """A publication threshold where the dbt project that generalises to it declares it."""
+    import yaml
+
+    project = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+    return int(yaml.safe_load(project.read_text(encoding="utf-8"))["vars"][name])
+
+
+K_INSUREDS = _dbt_var("publication_k_insureds")
+K_INSURERS = _dbt_var("publication_k_insurers")
 
 # What an attacker can know of an insured without the database: a company register (sector, industry,
 # county, revenue, head count), the policy's inception from the insured itself or a broker, a public
 # incident report (dates, records affected, type). Published generalisations of the same facts count too.
 # A table's quasi-identifiers are those of these columns it publishes.
 QUASI_IDENTIFIERS = (
-    "sector_code", "industry_code", "region_code", "province_code",
-    "revenue_band", "headcount_band", "annual_revenue_cny", "employee_count",
-    "inception_date", "inception_month",
+    "disclosure_level", "sector_code", "industry_code", "region_code", "province_code", "region_group",
+    "revenue_band", "headcount_band", "is_sme", "annual_revenue_cny", "employee_count",
+    "inception_date", "inception_month", "inception_period", "inception_period_start",
     "incident_type", "occurred_date", "occurred_month", "discovered_date", "discovered_month",
     "reported_date", "reported_month", "records_affected", "records_affected_band",
 )

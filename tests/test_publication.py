@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import signal
@@ -88,7 +89,9 @@ def test_a_failing_check_publishes_nothing(sample, published, tmp_path, value, f
     broken = tmp_path / "broken.duckdb"
     shutil.copy(sample.warehouse_path, broken)
     with duckdb.connect(str(broken)) as con:
-        con.execute("UPDATE marts.fct_policies SET pilot_code = ? WHERE rowid = 0", [value])
+        # The mart the published fct_policies is copied from (its generalised form).
+        source = next(t.source for t in tables() if t.name == "fct_policies")
+        con.execute(f'UPDATE marts."{source}" SET pilot_code = ? WHERE rowid = 0', [value])
     before = digest(published / PUBLISHED_NAME)
     with pytest.raises(PublicationCheckFailed, match=re.escape(failure)):
         publish(broken, published, tables(), {})
@@ -263,3 +266,20 @@ def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, publis
     assert with_samples and all(
         sum(len(v) for v in r["quarantine_samples"].values()) >= 1 for r in with_samples
     )
+
+
+def test_a_mart_is_published_under_its_publish_as_name_and_an_excluded_mart_not_at_all(tmp_path):
+    def model(name: str, meta: dict, columns: dict) -> dict:
+        return {"resource_type": "model", "name": name, "config": {"schema": "marts", "meta": meta},
+                "columns": {c: {"meta": m} for c, m in columns.items()}}
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"nodes": {
+        "model.x.fct_policies": model("fct_policies", {"publication": "exclude"}, {"policy_key": {}}),
+        "model.x.pub_fct_policies": model("pub_fct_policies", {"publish_as": "fct_policies"},
+                                          {"policy_key": {}, "insurer_id": {"publication": "exclude"}}),
+        "model.x.fct_claims": model("fct_claims", {}, {"claim_key": {}}),
+    }}), encoding="utf-8")
+    published = {t.name: (t.source, t.columns, t.excluded) for t in published_tables_from_manifest(manifest)}
+    assert published == {"fct_policies": ("pub_fct_policies", ["policy_key"], ["insurer_id"]),
+                         "fct_claims": ("fct_claims", ["claim_key"], [])}

@@ -20,9 +20,10 @@ from publication.publish import (
     published_tables_from_manifest,
 )
 
-# Every dbt mart is published (publication.publish.published_tables_from_manifest), so the published
+# Every published table is copied from a dbt mart (publication.publish.published_tables_from_manifest: its
+# source), so the published
 # database depends on every one of them.
-MARTS = tuple(t.name for t in published_tables_from_manifest(dbt_project().manifest_path))
+MARTS = tuple(t.source for t in published_tables_from_manifest(dbt_project().manifest_path))
 
 
 @dg.asset(
