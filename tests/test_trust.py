@@ -87,3 +87,35 @@ def test_the_attribution_attack_learns_a_planted_currency(tmp_path, market):
     # HKD gives away insurer c's 30 rows; a and b are told apart only where a province is their own.
     assert result.attribution_base_rate == pytest.approx(1 / 3)
     assert result.attribution_accuracy > result.attribution_base_rate + 0.25
+
+
+@pytest.fixture(scope="module")
+def sample_trust(sample, tmp_path_factory):
+    """The trust measures of the sample market's published version 1, with the attribution tree."""
+    from orchestration.defs.transformation.project import dbt_project
+    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+
+    out = tmp_path_factory.mktemp("trust") / "published"
+    with sample.con() as con:
+        extra = publication_metadata(con, dbt_project().project_dir)
+    result = publish(sample.warehouse_path, out, published_tables_from_manifest(dbt_project().manifest_path), extra)
+    return {t.table: t for t in measure(result.path, sample.warehouse_path, classifier=True)}
+
+
+def test_no_published_row_level_table_carries_an_insurer_signature_or_an_exact_identifier(sample_trust):
+    assert set(sample_trust) == {"fct_policies", "fct_claims", "fct_claim_valuations", "fct_loss_events"}
+    assert {t: (r.signature_rows, r.exact_published) for t, r in sample_trust.items()} == {
+        t: (0, ()) for t in sample_trust}
+
+
+def test_published_rows_keep_no_build_order_and_a_tree_tells_no_insurer(sample_trust):
+    for r in sample_trust.values():
+        assert r.same_insurer_as_previous < r.same_insurer_by_chance + 0.05, r.table
+        assert r.attribution_accuracy <= r.attribution_base_rate + 0.05, r.table
+
+
+def test_every_published_policy_combination_covers_5_insureds_and_3_insurers(sample_trust):
+    policies = sample_trust["fct_policies"]
+    assert "disclosure_level" in policies.quasi_identifiers
+    assert policies.k_insureds >= 5 and policies.k_insurers >= 3
+    assert policies.rows_below_k_insureds == policies.rows_below_k_insurers == 0

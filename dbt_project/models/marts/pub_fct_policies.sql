@@ -7,9 +7,11 @@
     are published with every quasi-identifier suppressed; when together they cover too few insureds or
     insurers, the sector-only rows (level 4) join them. Every policy is published, so sums over the
     published table are the sector's. -#}
+{#- Each level lists every quasi-identifier it publishes, derived ones too (region group of a
+    province, SME flag of the bands), so that a published combination is exactly a class tested. -#}
 {%- set levels = [
-    ['sector_code', 'province_code', 'revenue_band', 'headcount_band', 'inception_month'],
-    ['sector_code', 'region_group', 'revenue_band', 'headcount_band', 'inception_quarter'],
+    ['sector_code', 'province_code', 'region_group', 'revenue_band', 'headcount_band', 'is_sme', 'inception_month'],
+    ['sector_code', 'region_group', 'revenue_band', 'headcount_band', 'is_sme', 'inception_quarter'],
     ['sector_code', 'region_group', 'is_sme', 'inception_year'],
     ['sector_code', 'inception_year'],
     ['sector_code'],

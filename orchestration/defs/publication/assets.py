@@ -20,9 +20,8 @@ from publication.publish import (
     published_tables_from_manifest,
 )
 
-# Every published table is copied from a dbt mart (publication.publish.published_tables_from_manifest: its
-# source), so the published
-# database depends on every one of them.
+# Every published table is copied from a dbt mart (its source in
+# publication.publish.published_tables_from_manifest), so the published database depends on each of them.
 MARTS = tuple(t.source for t in published_tables_from_manifest(dbt_project().manifest_path))
 
 
