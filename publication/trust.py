@@ -69,6 +69,9 @@ QUASI_IDENTIFIERS = (
     "inception_date", "inception_month", "inception_period", "inception_period_start",
     "incident_type", "occurred_date", "occurred_month", "discovered_date", "discovered_month",
     "reported_date", "reported_month", "records_affected", "records_affected_band",
+    # Generalised forms published by the claims' and loss events' disclosure levels.
+    "link_group", "occurred_period", "occurred_period_start", "accident_year", "date_period",
+    "discovered_period_start", "reported_period_start", "resolved_period_start",
 )
 
 
@@ -146,6 +149,50 @@ class TableTrust:
     @property
     def signature_columns(self) -> list[str]:
         return sorted({" × ".join(s.columns) for s in self.signatures})
+
+
+@dataclass(frozen=True)
+class JoinedView:
+    """Two published tables a reader can join (`left.on = right.on`): the attacker's view of a `left` row
+    is its quasi-identifiers together with those of the `right` row it joins (prefixed `right.`). Only
+    k is measured on it; rows are `left`'s, attributed by `left`'s spec."""
+
+    name: str
+    left: str
+    right: str
+    on: str
+
+
+JOINED = (
+    # A claim joined to its published policy (policy_key is published only where this joined class passes).
+    JoinedView("fct_claims ⋈ fct_policies", "fct_claims", "fct_policies", "policy_key"),
+    # A claim joined to its loss event (loss_event_id, one event across insurers).
+    JoinedView("fct_claims ⋈ fct_loss_events", "fct_claims", "fct_loss_events", "loss_event_id"),
+)
+
+
+def measure_joined(con: duckdb.DuckDBPyConnection, view: JoinedView, specs: dict[str, RowLevelTable]) -> TableTrust:
+    """k-anonymity of the joined view: the left table's quasi-identifiers and the right's, together."""
+    spec = specs[view.left]
+    left_qis = [c for c in published_columns(con, view.left) if c in QUASI_IDENTIFIERS]
+    right_qis = [c for c in published_columns(con, view.right) if c in QUASI_IDENTIFIERS]
+    keys = ", ".join(_q(k) for k in spec.keys)
+    right_cols = ", ".join(f"r.{_q(c)} AS {_q(view.right + '.' + c)}" for c in right_qis)
+    table = "_trust_joined"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT l.*{', ' + right_cols if right_cols else ''}, a._insurer, a._insured
+        FROM pub.{_q(view.left)} l
+        LEFT JOIN pub.{_q(view.right)} r ON l.{_q(view.on)} = r.{_q(view.on)}
+        LEFT JOIN ({spec.attribution}) a USING ({keys})""")
+    rows, attributed, insurers = con.execute(
+        f"SELECT count(*), count(_insurer), count(DISTINCT _insurer) FROM {table}").fetchone()
+    result = TableTrust(view.name, int(rows), int(attributed), int(insurers))
+    result.quasi_identifiers = tuple(left_qis + [view.right + "." + c for c in right_qis])
+    for name, value in anonymity(con, table, result.quasi_identifiers).items():
+        setattr(result, name, value)
+    con.execute(f"DROP TABLE {table}")
+    return result
 
 
 def _q(name: str) -> str:
@@ -324,7 +371,11 @@ def measure(published: Path, warehouse: Path, tables: tuple[RowLevelTable, ...] 
         con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
         present = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pub'").fetchall()}
-        return [measure_table(con, spec, classifier) for spec in tables if spec.name in present]
+        results = [measure_table(con, spec, classifier) for spec in tables if spec.name in present]
+        specs = {spec.name: spec for spec in tables}
+        results += [measure_joined(con, view, specs) for view in JOINED
+                    if {view.left, view.right} <= present and view.left in specs]
+        return results
 
 
 @dataclass
@@ -395,11 +446,12 @@ def report(results: list[TableTrust], top: int = 8) -> str:
     lines = []
     for r in results:
         lines.append(f"== {r.table}: {r.rows:,} rows ({r.attributed_rows:,} attributed), {r.insurers} insurers")
-        lines.append(f"   insurer signatures: {len(r.signatures)} value(s) in {len(r.signature_columns)} column(s)/pair(s); "
-                     f"rows carrying one: {r.signature_rows:,} ({r.signature_share:.1%})")
-        for s in sorted(r.signatures, key=lambda s: -s.rows)[:top]:
-            lines.append(f"     {' × '.join(s.columns)} = {s.value}: {s.rows} rows, {s.top_share:.0%} one insurer")
-        lines.append(f"   exact values forbidden at row level, published: {', '.join(r.exact_published) or 'none'}")
+        if " ⋈ " not in r.table:  # a joined view is measured for k only
+            lines.append(f"   insurer signatures: {len(r.signatures)} value(s) in {len(r.signature_columns)} column(s)/pair(s); "
+                         f"rows carrying one: {r.signature_rows:,} ({r.signature_share:.1%})")
+            for s in sorted(r.signatures, key=lambda s: -s.rows)[:top]:
+                lines.append(f"     {' × '.join(s.columns)} = {s.value}: {s.rows} rows, {s.top_share:.0%} one insurer")
+            lines.append(f"   exact values forbidden at row level, published: {', '.join(r.exact_published) or 'none'}")
         if r.quasi_identifiers:
             lines.append(f"   quasi-identifiers: {', '.join(r.quasi_identifiers)}")
             lines.append(f"   combinations: {r.combinations:,}; k (insureds) = {r.k_insureds}, insurers = {r.k_insurers}; "

@@ -99,7 +99,21 @@ def sample_trust(sample, tmp_path_factory):
     with sample.con() as con:
         extra = publication_metadata(con, dbt_project().project_dir)
     result = publish(sample.warehouse_path, out, published_tables_from_manifest(dbt_project().manifest_path), extra)
-    return {t.table: t for t in measure(result.path, sample.warehouse_path, classifier=True)}
+    return {t.table: t for t in measure(result.path, sample.warehouse_path, classifier=True)
+            if " ⋈ " not in t.table}
+
+
+@pytest.fixture(scope="module")
+def sample_trust_all(sample, sample_trust, tmp_path_factory):
+    """The same measures with the joined views (a claim with its policy, with its loss event)."""
+    from orchestration.defs.transformation.project import dbt_project
+    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+
+    out = tmp_path_factory.mktemp("trust_joined") / "published"
+    with sample.con() as con:
+        extra = publication_metadata(con, dbt_project().project_dir)
+    result = publish(sample.warehouse_path, out, published_tables_from_manifest(dbt_project().manifest_path), extra)
+    return {t.table: t for t in measure(result.path, sample.warehouse_path)}
 
 
 def test_no_published_row_level_table_carries_an_insurer_signature_or_an_exact_identifier(sample_trust):
@@ -119,3 +133,14 @@ def test_every_published_policy_combination_covers_5_insureds_and_3_insurers(sam
     assert "disclosure_level" in policies.quasi_identifiers
     assert policies.k_insureds >= 5 and policies.k_insurers >= 3
     assert policies.rows_below_k_insureds == policies.rows_below_k_insurers == 0
+
+
+@pytest.mark.parametrize("table", ["fct_claims", "fct_loss_events", "fct_claims ⋈ fct_policies"])
+def test_every_published_claim_and_loss_event_combination_covers_5_insureds_and_3_insurers(sample_trust_all, table):
+    """Claims measured alone and joined to their published policy (policy_key is published only where the
+    joined class passes); loss events on their dates, type and records band, so none is unique on
+    (dates, records band, sector)."""
+    r = sample_trust_all[table]
+    assert "disclosure_level" in r.quasi_identifiers
+    assert r.k_insureds >= 5 and r.k_insurers >= 3, (table, r.k_insureds, r.k_insurers)
+    assert r.rows_below_k_insureds == r.rows_below_k_insurers == 0
