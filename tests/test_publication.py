@@ -104,7 +104,8 @@ def test_a_mart_that_shrinks_too_much_is_not_published(sample, published, tmp_pa
     shrunk = tmp_path / "shrunk.duckdb"
     shutil.copy(sample.warehouse_path, shrunk)
     with duckdb.connect(str(shrunk)) as con:
-        con.execute("DELETE FROM marts.fct_claims WHERE rowid % 2 = 0")
+        # fct_claims is published from pub_fct_claims (meta publish_as).
+        con.execute("DELETE FROM marts.pub_fct_claims WHERE rowid % 2 = 0")
     with pytest.raises(PublicationCheckFailed, match="row_counts_consistent: fct_claims"):
         publish(shrunk, published, tables(), {})
     assert published_version(published) == 1
