@@ -121,9 +121,24 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
     if result.success and decides and not result.asset_materializations_for_node(BUILD_DECISION_OP):
         click.echo("Nothing new since the published version (same submissions, gate decisions and dbt project): "
                    "dbt build, publication, feedback and regulator pack skipped (--rebuild forces them).")
+    with dg.DagsterInstance.get() as instance:
+        _print_held_publication(instance, result.run_id)
     _print_disabled_insurers()
     _print_status()
     sys.exit(0 if result.success else 1)
+
+
+def _print_held_publication(instance, run_id: str) -> None:
+    """When the run's publication was held by the difference rule (README, Privacy), say why."""
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey(["published", "sector_claims"]))
+    if event is None or event.run_id != run_id:
+        return
+    held = event.asset_materialization.metadata.get("held")
+    if held is not None:
+        click.echo(f"Publication held (version {event.asset_materialization.metadata['version'].value} stays "
+                   f"published): {_shown_lines(held.value)}")
 
 
 def _print_disabled_insurers() -> None:
@@ -246,6 +261,7 @@ def _print_last_cycle() -> None:
         at = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if when else "not started"
         ended = "ended" if record.end_time else "started"
         click.echo(f"Last cycle: {CYCLE_JOB} run {run.run_id[:8]} {run.status.value}, {ended} {at}")
+        _print_held_publication(instance, run.run_id)
         if run.status != dg.DagsterRunStatus.FAILURE:
             return
         failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)

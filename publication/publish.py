@@ -46,7 +46,23 @@ class PublicationCheckFailed(RuntimeError):
         # The admitted submissions whose raw rows carry what an identity check found (see find_carriers).
         self.carriers = carriers or []
         failed = [r for r in results if not r.passed]
-        super().__init__("publication checks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
+        super().__init__(f"{self.what}: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
+
+    what = "publication checks failed"
+
+
+class PublicationHeld(PublicationCheckFailed):
+    """Every check passed but the difference rule: the change since the published version comes from too
+    few insurers to be published alone. Nothing is published and nothing is wrong; the change waits for the
+    next cycle's (a version published with it would show one insurer's rows by difference)."""
+
+    what = "publication held"
+
+
+# The trust rules (DESIGN.md §2, README Privacy), measured on the candidate file by publication.trust.
+NO_SIGNATURE, NO_EXACT = "no_insurer_signature", "no_exact_quasi_identifiers"
+ROW_LEVEL_MEASURED, K_ANONYMITY = "row_level_tables_measured", "k_anonymity"
+ROW_ORDER, DIFFERENCE = "row_order_random", "difference_from_enough_insurers"
 
 
 @dataclass
@@ -177,6 +193,116 @@ def run_checks(
         ]
         results.append(CheckResult("row_counts_consistent", not bad, ", ".join(bad) or json.dumps(counts)))
     return results
+
+
+def trust_checks(candidate: Path, warehouse: Path, published: list[str], previous: Path | None,
+                 withdrawn: list[str]) -> tuple[list[CheckResult], dict]:
+    """The trust rules on a candidate version (closed file) and the warehouse it was built from: the checks
+    and the figures the manifest records. `withdrawn`: submissions of the previous version revoked since
+    (their removal is published at once: keeping revoked rows published is the greater harm)."""
+    from publication import trust
+
+    measured = trust.measure(candidate, warehouse)
+    tables = [r for r in measured if " ⋈ " not in r.table]
+    checks = []
+
+    carrying = [r for r in tables if r.signature_rows]
+    checks.append(CheckResult(NO_SIGNATURE, not carrying, "; ".join(
+        f"{r.table}: {r.signature_rows:,} of {r.rows:,} rows ({r.signature_share:.1%}) carry one: " + ", ".join(
+            f"{' × '.join(g.columns)} = {g.value} ({g.rows} rows, {g.top_share:.0%} one insurer)"
+            for g in sorted(r.signatures, key=lambda g: -g.rows)[:5])
+        for r in carrying) or (f"no value carried by >= {trust.SIGNATURE_MIN_ROWS} rows comes >= "
+                               f"{trust.SIGNATURE_DOMINANCE:.0%} from one insurer in " + ", ".join(r.table for r in tables))))
+
+    exact = [f"{name}.{c}" for name, columns in _published_columns(candidate, published).items()
+             for c in columns if c in trust.EXACT_FORBIDDEN]
+    checks.append(CheckResult(NO_EXACT, not exact, ", ".join(exact) or "none of " + ", ".join(trust.EXACT_FORBIDDEN)))
+
+    specs = {spec.name for spec in trust.ROW_LEVEL}
+    unmeasured = [t for t in published if t.startswith("fct_") and t not in specs and t not in trust.AGGREGATE_FACTS]
+    checks.append(CheckResult(ROW_LEVEL_MEASURED, not unmeasured, (
+        ", ".join(unmeasured) + ": row-level table(s) without a trust spec (publication.trust.ROW_LEVEL), "
+        "so nobody measured whom their rows single out") if unmeasured else "every fct_* table is measured or "
+        "an aggregate (" + ", ".join(trust.AGGREGATE_FACTS) + ")"))
+
+    thin = [r for r in measured if r.quasi_identifiers and (r.rows_below_k_insureds or r.rows_below_k_insurers)]
+    checks.append(CheckResult(K_ANONYMITY, not thin, "; ".join(
+        f"{r.table}: {r.rows_below_k_insureds:,} rows below {trust.K_INSUREDS} insureds, {r.rows_below_k_insurers:,} "
+        f"below {trust.K_INSURERS} insurers (k = {r.k_insureds} / {r.k_insurers} over {r.combinations:,} "
+        f"combinations of {', '.join(r.quasi_identifiers)})" for r in thin) or "; ".join(
+        f"{r.table}: k = {r.k_insureds} insureds / {r.k_insurers} insurers over {r.combinations:,} combinations"
+        for r in measured if r.quasi_identifiers)))
+
+    ordered = [r for r in tables if r.same_insurer_as_previous is not None
+               and r.same_insurer_as_previous > r.same_insurer_by_chance + trust.order_margin(r)]
+    checks.append(CheckResult(ROW_ORDER, not ordered, "; ".join(
+        f"{r.table}: P(same insurer as the previous row) {r.same_insurer_as_previous:.3f} against "
+        f"{r.same_insurer_by_chance:.3f} by chance (margin {trust.order_margin(r):.3f})" for r in ordered) or
+        f"every table within {trust.ORDER_MARGIN} of chance, or within 3 standard errors on a small table"))
+
+    diffs = trust.differences(previous, candidate, warehouse) if previous is not None else []
+    moved = [d for d in diffs if d.attributed]
+    failing = [d for d in moved if d.insurers < trust.K_INSURERS or (d.top_insurer_share or 0) > trust.DOMINANCE_SHARE]
+    if previous is None:
+        checks.append(CheckResult(DIFFERENCE, True, "first version: no previous version to difference against"))
+    elif failing and withdrawn:
+        checks.append(CheckResult(DIFFERENCE, True, f"withdrawal of {', '.join(withdrawn)} published at once (the "
+                                  "change may be told apart by difference: " + _differences(failing) + ")"))
+    else:
+        checks.append(CheckResult(DIFFERENCE, not failing, (
+            f"{_differences(failing)} since {previous.stem}: a version that few insurers' submissions alone change "
+            f"shows their rows to anyone who kept the previous one; the change waits until it comes from >= "
+            f"{trust.K_INSURERS} insurers, none above {trust.DOMINANCE_SHARE:.0%} of the changed rows")
+            if failing else (_differences(moved) or "no row added or changed") + f" since {previous.stem}"))
+
+    figures = {
+        "thresholds": {"k_insureds": trust.K_INSUREDS, "k_insurers": trust.K_INSURERS,
+                       "signature_min_rows": trust.SIGNATURE_MIN_ROWS, "signature_dominance": trust.SIGNATURE_DOMINANCE,
+                       "dominance_share": trust.DOMINANCE_SHARE, "order_margin": trust.ORDER_MARGIN},
+        "tables": {r.table: {
+            "rows": r.rows, "signature_rows": r.signature_rows, "signature_share": round(r.signature_share, 4),
+            "quasi_identifiers": list(r.quasi_identifiers), "combinations": r.combinations,
+            "k_insureds": r.k_insureds, "k_insurers": r.k_insurers,
+            "rows_below_k_insureds": r.rows_below_k_insureds, "rows_below_k_insurers": r.rows_below_k_insurers,
+            "same_insurer_as_previous": r.same_insurer_as_previous, "same_insurer_by_chance": r.same_insurer_by_chance,
+        } for r in measured},
+        "differences": [d.__dict__ for d in diffs],
+        # Not yet a rule: the aggregates' one-contributor cells (publication.trust.aggregate_linkage).
+        "aggregate_linkage": trust.aggregate_linkage(candidate),
+    }
+    return checks, figures
+
+
+def _differences(diffs: list) -> str:
+    return "; ".join(f"{d.table}: {d.attributed:,} rows added or changed from {d.insurers} insurer(s), the largest "
+                     f"{d.top_insurer_share:.0%}" for d in diffs)
+
+
+def _published_columns(path: Path, tables: list[str]) -> dict[str, list[str]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("SELECT table_name, column_name FROM information_schema.columns ORDER BY ordinal_position"
+                           ).fetchall()
+    columns: dict[str, list[str]] = {t: [] for t in tables}
+    for table, column in rows:
+        if table in columns:
+            columns[table].append(column)
+    return columns
+
+
+def generalised_rows(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dict[str, int]]:
+    """Per published table with a disclosure level: rows per level (0 the finest); with is_disclosed: rows
+    whose counts and amounts are suppressed."""
+    figures = {}
+    for t in tables:
+        columns = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [t]).fetchall()}
+        if "disclosure_level" in columns:
+            figures[t] = {str(level): n for level, n in con.execute(
+                f'SELECT disclosure_level, count(*) FROM "{t}" GROUP BY ALL ORDER BY 1').fetchall()}
+        elif "is_disclosed" in columns:
+            figures[t] = {"suppressed": con.execute(f'SELECT count(*) FILTER (WHERE NOT is_disclosed) FROM "{t}"'
+                                                    ).fetchall()[0][0]}
+    return figures
 
 
 @dataclass(frozen=True)
@@ -540,8 +666,15 @@ def _publish(
             # Rows in the order of a hash of their published values, never the build's (which follows the
             # insurers' submissions and would tell whose rows sit together): see publication.trust.row_order.
             con.execute(f'CREATE TABLE "{t.name}" AS SELECT {cols} FROM wh.marts."{t.source}" ORDER BY hash({cols})')
-        con.execute("DETACH wh")
+        # Rows a published form withholds (pub_fct_claim_valuations: months too few insurers delivered).
+        withheld = {t.name: con.execute(f'SELECT (SELECT count(*) FROM wh.marts."{t.name}") - count(*) FROM "{t.name}"'
+                                        ).fetchall()[0][0]
+                    for t in tables if t.source != t.name and con.execute(
+                        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' "
+                        "AND table_schema = 'marts' AND table_name = ?", [t.name]).fetchall()[0][0]}
         previous = version_path(published_dir, versions[-1]) if versions else None
+        withdrawn = _withdrawn_since(con, previous)
+        con.execute("DETACH wh")
         checks = run_checks(con, tables, insurer_ids, previous, settings)
         carriers: list[Carrier] = []
         if not all(c.passed for c in checks if c.name in (CLEAR_IDENTIFIERS, INSURER_IDENTITY)):
@@ -552,11 +685,18 @@ def _publish(
             con.execute("DETACH wh")
             checks = _name_carriers(checks, carriers)
         counts = {t.name: con.execute(f'SELECT count(*) FROM "{t.name}"').fetchall()[0][0] for t in tables}
+        generalised = generalised_rows(con, list(counts))
+        con.execute("CHECKPOINT")
+    # The trust rules read the closed candidate beside the warehouse (publication.trust).
+    trust, figures = trust_checks(building, warehouse_path, list(counts), previous, withdrawn)
+    checks = [*checks, *trust]
+    with duckdb.connect(str(building)) as con:
         manifest = {
             "version": version,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "checks": [c.__dict__ for c in checks],
             "tables": counts,
+            "trust": figures | {"generalised_rows": generalised, "withheld_rows": withheld},
             **manifest_extra,
         }
         con.execute("CREATE TABLE publication_manifest (key VARCHAR, value JSON)")
@@ -564,8 +704,11 @@ def _publish(
             "INSERT INTO publication_manifest VALUES (?, ?)", [(k, json.dumps(v, default=str)) for k, v in manifest.items()]
         )
         con.execute("CHECKPOINT")
-    if not all(c.passed for c in checks):
+    failed = [c for c in checks if not c.passed]
+    if failed:
         shutil.rmtree(building_dir, ignore_errors=True)
+        if all(c.name == DIFFERENCE for c in failed):
+            raise PublicationHeld(checks)
         raise PublicationCheckFailed(checks, carriers)
 
     _fsync(building)
@@ -582,6 +725,22 @@ def _publish(
         version_path(published_dir, old).unlink()
         shutil.rmtree(exports_dir(published_dir, old), ignore_errors=True)
     return PublishResult(version, published_dir / PUBLISHED_NAME, checks, counts)
+
+
+def _withdrawn_since(con: duckdb.DuckDBPyConnection, previous: Path | None) -> list[str]:
+    """Submissions of the previous version that an operator has revoked since (warehouse attached as wh)."""
+    if previous is None:
+        return []
+    with duckdb.connect(str(previous), read_only=True) as prev:
+        row = prev.execute("SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()
+    included = json.loads(row[0][0]) if row else []
+    if not included:
+        return []
+    # A revoked submission's gate status is `rejected`; its log says `revoked` (quality.gate.review).
+    return [r[0] for r in con.execute(
+        "SELECT submission_id FROM wh.raw.submission_gate WHERE status = 'rejected' AND submission_id IN "
+        "(SELECT unnest($ids)) AND submission_id IN (SELECT submission_id FROM wh.raw.submission_gate_log "
+        "WHERE status = 'revoked') ORDER BY 1", {"ids": included}).fetchall()]
 
 
 def rollback(published_dir: Path, version: int) -> Path:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,18 +47,24 @@ SIGNATURE_MIN_ROWS = 20
 SIGNATURE_DOMINANCE = 0.95
 # Columns with at most this many distinct values are also tested in pairs.
 LOW_CARDINALITY = 30
+# Row order: P(same insurer as the previous row) may exceed chance by at most this much.
+ORDER_MARGIN = 0.05
 
 
-def _dbt_var(name: str) -> int:
+def _dbt_var(name: str) -> float:
     """A publication threshold where the dbt project that generalises to it declares it."""
     import yaml
 
     project = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
-    return int(yaml.safe_load(project.read_text(encoding="utf-8"))["vars"][name])
+    value = yaml.safe_load(project.read_text(encoding="utf-8"))["vars"][name]
+    return int(value) if float(value).is_integer() else float(value)
 
 
 K_INSUREDS = _dbt_var("publication_k_insureds")
 K_INSURERS = _dbt_var("publication_k_insurers")
+# A difference between two versions must come from at least K_INSURERS insurers, none holding more than
+# this share of its rows (the regulator pack's dominance rule).
+DOMINANCE_SHARE = float(_dbt_var("publication_dominance_share"))
 
 # What an attacker can know of an insured without the database: a company register (sector, industry,
 # county, revenue, head count), the policy's inception from the insured itself or a broker, a public
@@ -110,6 +117,11 @@ ROW_LEVEL = (
                   "SELECT loss_event_id, min(insurer_id) AS _insurer, min(insured_key) AS _insured "
                   "FROM wh.intermediate.int_incidents__linked GROUP BY loss_event_id"),
 )
+
+
+# Published fact tables that are not row level: each row gathers many insureds and insurers and
+# suppresses its counts and amounts below the k and dominance rules itself (pub_fct_systemic_events).
+AGGREGATE_FACTS = ("fct_systemic_events",)
 
 
 @dataclass
@@ -168,6 +180,10 @@ JOINED = (
     JoinedView("fct_claims ⋈ fct_policies", "fct_claims", "fct_policies", "policy_key"),
     # A claim joined to its loss event (loss_event_id, one event across insurers).
     JoinedView("fct_claims ⋈ fct_loss_events", "fct_claims", "fct_loss_events", "loss_event_id"),
+    # Not a view: a valuation joined to its claim (claim_key). Valuations publish no quasi-identifier of their
+    # own, so a valuation is as identifying as its claim, whose class fct_claims measures; counted over the
+    # valuations only, a class would shrink wherever a claim's valuations wait for their month's peers
+    # (pub_fct_claim_valuations) without the claim being any easier to tell.
 )
 
 
@@ -176,7 +192,7 @@ def measure_joined(con: duckdb.DuckDBPyConnection, view: JoinedView, specs: dict
     spec = specs[view.left]
     left_qis = [c for c in published_columns(con, view.left) if c in QUASI_IDENTIFIERS]
     right_qis = [c for c in published_columns(con, view.right) if c in QUASI_IDENTIFIERS]
-    keys = ", ".join(_q(k) for k in spec.keys)
+    on = " AND ".join(f"l.{_q(k)} = a.{_q(k)}" for k in spec.keys)
     right_cols = ", ".join(f"r.{_q(c)} AS {_q(view.right + '.' + c)}" for c in right_qis)
     table = "_trust_joined"
     con.execute(f"""
@@ -184,7 +200,7 @@ def measure_joined(con: duckdb.DuckDBPyConnection, view: JoinedView, specs: dict
         SELECT l.*{', ' + right_cols if right_cols else ''}, a._insurer, a._insured
         FROM pub.{_q(view.left)} l
         LEFT JOIN pub.{_q(view.right)} r ON l.{_q(view.on)} = r.{_q(view.on)}
-        LEFT JOIN ({spec.attribution}) a USING ({keys})""")
+        LEFT JOIN ({spec.attribution}) a ON {on}""")
     rows, attributed, insurers = con.execute(
         f"SELECT count(*), count(_insurer), count(DISTINCT _insurer) FROM {table}").fetchone()
     result = TableTrust(view.name, int(rows), int(attributed), int(insurers))
@@ -298,6 +314,14 @@ def row_order(con: duckdb.DuckDBPyConnection, table: str) -> tuple[float | None,
     return (None if observed is None else float(observed)), (None if chance is None else float(chance))
 
 
+def order_margin(result: TableTrust) -> float:
+    """How far above chance P(same insurer as the previous row) may be: ORDER_MARGIN, or three standard
+    errors of that proportion on a table small enough for chance alone to go further (a random order of
+    60 rows strays by 0.06 one time in seven)."""
+    p, n = result.same_insurer_by_chance or 0.0, max(result.attributed_rows - 1, 1)
+    return max(ORDER_MARGIN, 3 * math.sqrt(p * (1 - p) / n))
+
+
 def attribution_accuracy(con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
                          folds: int = 5, seed: int = 0) -> tuple[float, float] | None:
     """(cross-validated accuracy of a decision tree telling each row's insurer from its published values,
@@ -376,6 +400,50 @@ def measure(published: Path, warehouse: Path, tables: tuple[RowLevelTable, ...] 
         results += [measure_joined(con, view, specs) for view in JOINED
                     if {view.left, view.right} <= present and view.left in specs]
         return results
+
+
+@dataclass(frozen=True)
+class AggregateLink:
+    """A published aggregate whose cells sum an amount a row-level table publishes per row: a cell with one
+    contributor (`contributors` = 1) publishes that row's exact amount together with the cell's segment."""
+
+    aggregate: str
+    contributors: str
+    amount: str
+    table: str
+    column: str
+
+
+AGGREGATE_LINKS = (
+    AggregateLink("agg_exposure_monthly", "policies_written", "written_premium_cny", "fct_policies", "written_premium_cny"),
+    AggregateLink("agg_frequency_severity", "claims", "incurred_cny", "fct_claims", "incurred_cny"),
+    AggregateLink("agg_loss_ratios", "claims", "incurred_cny", "fct_claims", "incurred_cny"),
+    AggregateLink("agg_loss_triangles", "reported_claims", "incurred_cny", "fct_claim_valuations", "incurred_cny"),
+)
+
+
+def aggregate_linkage(published: Path) -> list[dict]:
+    """Per AGGREGATE_LINKS entry: the published rows whose exact amount equals the amount of a
+    one-contributor cell of the aggregate (the cell's segment then attaches to the row, finer than its
+    disclosure level). Measured and recorded; the aggregates do not yet apply the k rule to their cells."""
+    results = []
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pub'").fetchall()}
+        for link in AGGREGATE_LINKS:
+            if not {link.aggregate, link.table} <= present:
+                continue
+            rows, linked, cells = con.execute(f"""
+                WITH single AS (
+                    SELECT DISTINCT {_q(link.amount)} AS amount FROM pub.{_q(link.aggregate)}
+                    WHERE {_q(link.contributors)} = 1 AND {_q(link.amount)} <> 0)
+                SELECT (SELECT count(*) FROM pub.{_q(link.table)}),
+                       (SELECT count(*) FROM pub.{_q(link.table)} WHERE {_q(link.column)} IN (SELECT amount FROM single)),
+                       (SELECT count(*) FROM pub.{_q(link.aggregate)} WHERE {_q(link.contributors)} = 1)""").fetchone()
+            results.append({"aggregate": link.aggregate, "table": link.table, "rows": int(rows),
+                            "rows_linked": int(linked), "single_contributor_cells": int(cells)})
+    return results
 
 
 @dataclass
@@ -484,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = measure(args.published, args.warehouse, classifier=args.classifier)
     print(json.dumps(as_dict(results), indent=2, default=str) if args.json else report(results))
+    links = aggregate_linkage(args.published)
+    print(json.dumps(links, indent=2) if args.json else "\n".join(
+        f"== {x['aggregate']} → {x['table']}: {x['rows_linked']:,} of {x['rows']:,} rows carry the exact amount of one of "
+        f"{x['single_contributor_cells']:,} one-contributor cells" for x in links))
     if args.previous:
         diff = differences(args.previous, args.published, args.warehouse)
         print(json.dumps([asdict(d) for d in diff], indent=2) if args.json else report_differences(diff))

@@ -80,19 +80,43 @@ def test_generate_then_run_twice(tmp_path):
     assert "emitted no result" not in second.stderr and "Traceback" not in second.stderr
     assert "version 1 (kept: [1])" in second.stdout
 
-    # An operator's decision is new: releasing a held submission rebuilds and publishes it.
+    # An operator's decision is new: releasing a held submission rebuilds. Its rows alone are one insurer's
+    # change since version 1, so that version is held (the difference rule) and the run says why.
     with duckdb.connect(str(db), read_only=True) as con:
-        held = con.execute("SELECT submission_id FROM raw.submission_gate WHERE status = 'held' "
-                           "ORDER BY submission_id LIMIT 1").fetchall()[0][0]
+        held_by_insurer = dict(con.execute(
+            "SELECT insurer_id, min(submission_id) FROM raw.submission_gate WHERE status = 'held' GROUP BY ALL "
+            "ORDER BY 1").fetchall())
+    assert held_by_insurer
+    first_insurer, held = next(iter(held_by_insurer.items()))
     released = cli("submissions", "release", held, "--note", "row count confirmed by the insurer", env=env)
     assert released.returncode == 0, released.stdout + released.stderr
+    alone = cli("run", env=env)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "Nothing new" not in alone.stdout
+    assert "Publication held (version 1 stays published)" in alone.stdout and "from 1 insurer(s)" in alone.stdout
+    assert "version 1 (kept: [1])" in alone.stdout
+    # The other held releases join it, and an operator revokes a file a third insurer withdrew: a
+    # withdrawal is published at once, and the held changes go out with it.
+    for insurer, submission in held_by_insurer.items():
+        if insurer != first_insurer:
+            assert cli("submissions", "release", submission, "--note", "confirmed", env=env).returncode == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        withdrawn = con.execute(
+            "SELECT min(submission_id) FROM raw.submission_gate WHERE status = 'passed' AND insurer_id NOT IN "
+            "(SELECT unnest($1))", [list(held_by_insurer)]).fetchall()[0][0]
+    revoked = cli("submissions", "revoke", withdrawn, "--note", "the insurer withdrew the file", env=env)
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     third = cli("run", env=env)
     assert third.returncode == 0, third.stdout + third.stderr
-    assert "Nothing new" not in third.stdout and "version 2 (kept: [1, 2])" in third.stdout
+    assert "Nothing new" not in third.stdout and "version 2 (kept: [1, 2])" in third.stdout, third.stdout
     with duckdb.connect(str(published), read_only=True) as con:
         included = json.loads(con.execute(
             "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0])
-    assert held in included
+        checks = json.loads(con.execute("SELECT value FROM publication_manifest WHERE key = 'checks'").fetchall()[0][0])
+    assert withdrawn not in included
+    difference = next(c for c in checks if c["name"] == "difference_from_enough_insurers")
+    assert difference["passed"] and f"withdrawal of {withdrawn}" in difference["detail"]
+    assert set(held_by_insurer.values()) <= set(included)
     # Same dbt project: version 2 reuses version 1's docs site instead of starting dbt docs again.
     exports = tmp_path / "data" / "published" / "exports"
     assert (exports / "v000002" / "catalog" / "index.html").read_bytes() == (

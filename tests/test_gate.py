@@ -168,13 +168,19 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
             "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0]))
         january = con.execute(
             "SELECT count(*) FROM fct_claim_valuations WHERE valuation_date = DATE '2025-01-31'").fetchall()[0][0]
+        withheld = json.loads(con.execute(
+            "SELECT value FROM publication_manifest WHERE key = 'trust'").fetchall()[0][0])["withheld_rows"]
     assert good_id in included and feb_id in included and bad_id not in included
     with duckdb.connect(str(db), read_only=True) as con:
         accepted = dict(con.execute(
             "SELECT submission_id, rows_loaded FROM raw.submissions WHERE submission_id IN (?, ?)", [good_id, bad_id]
         ).fetchall())
+        in_marts = con.execute("SELECT count(*) FROM marts.fct_claim_valuations WHERE valuation_date = DATE '2025-01-31'"
+                               ).fetchall()[0][0]
     tianfu_rows = accepted[good_id]
-    assert january == tianfu_rows, "January holds Tianfu's valuations only"
+    assert in_marts == tianfu_rows, "January holds Tianfu's valuations only"
+    # A month one insurer alone has delivered would tell its claims by their date: it waits for the peers.
+    assert january == 0 and withheld["fct_claim_valuations"] >= tianfu_rows
 
     report = json.loads((data_dir / "feedback" / "dongfang_pc" / f"{bad_id}.json").read_text(encoding="utf-8"))
     assert report["publication"] == {"status": "held", "version": None}
@@ -237,14 +243,21 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
             "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0]))
         january = con.execute(
             "SELECT count(*) FROM fct_claim_valuations WHERE valuation_date = DATE '2025-01-31'").fetchall()[0][0]
-    assert version == "2" and planted_id in included and bad_id not in included
-    assert january == tianfu_rows
+    # The late release is one insurer's change alone since version 1: the version that would publish it
+    # is held (README, Privacy: the difference rule) and the change waits for other insurers'; the cycle
+    # succeeds and its publication says why.
+    assert version == "1" and planted_id not in included and bad_id not in included
+    (materialization,) = second.asset_materializations_for_node("published__sector_claims")
+    held = materialization.metadata["held"].value
+    assert materialization.metadata["published"].value is False
+    assert "from 1 insurer(s), the largest 100%" in held and "since v000001" in held
+    assert january == 0
     report = json.loads((data_dir / "feedback" / "dongfang_pc" / f"{bad_id}.json").read_text(encoding="utf-8"))
     assert report["publication"] == {"status": "rejected by operator", "version": None}
     assert report["gate"]["decided_by"] == "actuary on duty"
     assert report["gate"]["decision_note"].startswith("extraction error")
     released_report = json.loads((data_dir / "feedback" / "dongfang_pc" / f"{planted_id}.json").read_text(encoding="utf-8"))
-    assert released_report["publication"] == {"status": "published", "version": 2}
+    assert released_report["publication"] == {"status": "not yet published", "version": None}
     assert released_report["gate"]["status"] == "released" and released_report["gate"]["decided_by"] == "data office"
 
 

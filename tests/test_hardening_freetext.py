@@ -226,14 +226,14 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
             "AND r.pilot_code IS NOT NULL")
         key = con.execute("SELECT policy_key FROM raw.policies WHERE rowid = ?", [rowid]).fetchone()[0]
         con.execute("UPDATE raw.policies SET pilot_code = ? WHERE rowid = ?", [valid_uscc(), rowid])
-        con.execute("UPDATE marts.fct_policies SET pilot_code = ? WHERE policy_key = ?", [valid_uscc(), key])
+        con.execute("UPDATE marts.pub_fct_policies SET pilot_code = ? WHERE policy_key = ?", [valid_uscc(), key])
         # Another insurer's id as one incident's campaign reference, and so as its systemic event's reference.
         incident_sid, incident_insurer, rowid = _admitted_row(
             con, "incidents", f"r.systemic_event_ref IS NOT NULL AND r.insurer_id <> '{OTHER_INSURER}' "
                               f"AND r.submission_id <> '{policy_sid}'")
         ref = con.execute("SELECT systemic_event_ref FROM raw.incidents WHERE rowid = ?", [rowid]).fetchone()[0]
         con.execute("UPDATE raw.incidents SET systemic_event_ref = ? WHERE rowid = ?", [OTHER_INSURER, rowid])
-        con.execute("UPDATE marts.fct_systemic_events SET systemic_event_ref = ? WHERE systemic_event_ref = ?",
+        con.execute("UPDATE marts.pub_fct_systemic_events SET systemic_event_ref = ? WHERE systemic_event_ref = ?",
                     [OTHER_INSURER, ref])
         source_files = dict(con.execute("SELECT submission_id, source_file FROM raw.submissions").fetchall())
     before = digest(published / "sector_claims.duckdb")
@@ -242,7 +242,8 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
         publish(broken, published, tables(), {})
     message = str(failed.value)
     details = {r.name: r.detail for r in failed.value.results if not r.passed}
-    assert set(details) == {"no_clear_identifiers", "no_insurer_identity"}
+    # The planted policy is also a change of one insurer's row since version 1 (the difference rule).
+    assert set(details) == {"no_clear_identifiers", "no_insurer_identity", "difference_from_enough_insurers"}
     assert details["no_clear_identifiers"].startswith("fct_policies.pilot_code (1 rows)")
     assert f"submission {policy_sid[:16]} of {policy_insurer} ({source_files[policy_sid]}" in details["no_clear_identifiers"]
     assert incident_sid[:16] not in details["no_clear_identifiers"]
@@ -273,19 +274,20 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
             == [(policy_sid, "revoked")]
 
 
-@pytest.mark.parametrize("column, value", [
-    ("pilot_code", "?"),
-    ("coverage_sections", "list_append(coverage_sections, ?)"),  # an insurer id among a list's items
+@pytest.mark.parametrize("table, column", [
+    ("fct_policies", "pilot_code"),
+    ("fct_systemic_events", "systemic_event_ref"),
 ])
 def test_an_identity_no_submission_carries_is_said_to_come_from_the_project(sample, published, tmp_path,  # noqa: F811
-                                                                            column, value):
+                                                                            table, column):
     broken = tmp_path / "broken.duckdb"
     shutil.copy(sample.warehouse_path, broken)
     with duckdb.connect(str(broken)) as con:
-        con.execute(f"UPDATE marts.fct_policies SET {column} = {value} WHERE rowid = 0", [OTHER_INSURER])
+        # Into the mart published as that table (pub_*).
+        con.execute(f"UPDATE marts.pub_{table} SET {column} = ? WHERE rowid = 0", [OTHER_INSURER])
     with pytest.raises(PublicationCheckFailed) as failed:
         publish(broken, published, tables(), {})
     assert failed.value.carriers == []
     detail = next(r.detail for r in failed.value.results if r.name == "no_insurer_identity")
-    assert detail.startswith(f"fct_policies.{column} (1 rows) — no admitted submission's raw rows carry it")
+    assert detail.startswith(f"{table}.{column} (1 rows) — no admitted submission's raw rows carry it")
     assert existing_versions(published) == [1]

@@ -55,8 +55,50 @@ with claims as (
 
 {{ disclosure_levelled('claims', 'claim_key', 'insured_key', 'insurer_id', levels) }}
 
+{#- A claim's coverage section is null (party 'unknown') where its insurer does not deliver the split:
+    left alone, the null would tell that insurer's claims. So the section of a share f of every
+    insurer's other claims (the first by a hash of the claim key) is withheld too, f the smallest that
+    leaves no insurer more than var('publication_dominance_share') of the withheld-or-unknown claims
+    (nothing is withheld where no insurer dominates the unknown ones). -#}
+unknown_by_insurer as (
+    select
+        insurer_id,
+        count(*) filter (where coverage_section is null) as unknown,
+        count(*) filter (where coverage_section is not null) as known
+    from levelled
+    group by insurer_id
+),
+
+withheld_share as (
+    select coalesce(max(
+        case
+            when u.unknown > {{ var('publication_dominance_share') }} * totals.unknown
+                then least(1.0, (u.unknown - {{ var('publication_dominance_share') }} * totals.unknown)
+                    / nullif({{ var('publication_dominance_share') }} * totals.known - u.known, 0))
+            else 0
+        end), 0) as f
+    from unknown_by_insurer as u
+    cross join (select sum(unknown) as unknown, sum(known) as known from unknown_by_insurer) as totals
+),
+
+ranked as (
+    select
+        levelled.*,
+        (row_number() over (partition by insurer_id, coverage_section is null order by hash(claim_key), claim_key) - 1)
+        / count(*) over (partition by insurer_id, coverage_section is null) as section_rank
+    from levelled
+),
+
 published as (
-    select * from levelled
+    select
+        ranked.* replace (
+            case when ranked.section_rank < withheld_share.f then null else ranked.coverage_section end
+                as coverage_section,
+            case when ranked.section_rank < withheld_share.f then 'unknown' else ranked.coverage_party end
+                as coverage_party
+        )
+    from ranked
+    cross join withheld_share
 )
 
 select

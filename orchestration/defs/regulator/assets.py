@@ -41,6 +41,12 @@ def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfi
             # A market's first months: the cycle goes on; a quarter asked for explicitly still fails.
             context.log.warning(f"no regulator pack yet: {exc}")
             return
+        held = _publication_held(context)
+        if held is not None:
+            # The pack is the published version's: when this run's publication was held (the difference
+            # rule), the marts are ahead of it and the pack waits with it.
+            context.log.warning(f"no new regulator pack: the publication was held ({held})")
+            return
     rules = load_config(Path(config.rules_file)) if config.rules_file else None
     pack, audit = build_pack(warehouse.path, paths().published, config.quarter, rules)
     written = write_pack(pack, audit, paths().regulator, paths().regulator_audit)
@@ -56,6 +62,15 @@ def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfi
             "report": dg.MetadataValue.path(str(written["html"])),
         }
     )
+
+
+def _publication_held(context: dg.AssetExecutionContext) -> str | None:
+    """Why this run's publication was held, if it was."""
+    event = context.instance.get_latest_materialization_event(sector_claims_db.key)
+    if event is None or event.run_id != context.run_id:
+        return None
+    held = event.asset_materialization.metadata.get("held")
+    return None if held is None else str(held.value)
 
 
 regulator_pack_job = dg.define_asset_job(
