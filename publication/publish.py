@@ -195,7 +195,7 @@ def run_checks(
     return results
 
 
-def trust_checks(candidate: Path, warehouse: Path, published: list[str], previous: Path | None,
+def trust_checks(candidate: Path, warehouse: Path, tables: list[PublishedTable], previous: Path | None,
                  withdrawn: list[str]) -> tuple[list[CheckResult], dict]:
     """The trust rules on a candidate version (closed file) and the warehouse it was built from: the checks
     and the figures the manifest records. `withdrawn`: submissions of the previous version revoked since
@@ -203,23 +203,23 @@ def trust_checks(candidate: Path, warehouse: Path, published: list[str], previou
     from publication import trust
 
     measured = trust.measure(candidate, warehouse)
-    tables = [r for r in measured if " ⋈ " not in r.table]
+    row_level = [r for r in measured if " ⋈ " not in r.table]
     checks = []
 
-    carrying = [r for r in tables if r.signature_rows]
+    carrying = [r for r in row_level if r.signature_rows]
     checks.append(CheckResult(NO_SIGNATURE, not carrying, "; ".join(
         f"{r.table}: {r.signature_rows:,} of {r.rows:,} rows ({r.signature_share:.1%}) carry one: " + ", ".join(
             f"{' × '.join(g.columns)} = {g.value} ({g.rows} rows, {g.top_share:.0%} one insurer)"
             for g in sorted(r.signatures, key=lambda g: -g.rows)[:5])
         for r in carrying) or (f"no value carried by >= {trust.SIGNATURE_MIN_ROWS} rows comes >= "
-                               f"{trust.SIGNATURE_DOMINANCE:.0%} from one insurer in " + ", ".join(r.table for r in tables))))
+                               f"{trust.SIGNATURE_DOMINANCE:.0%} from one insurer in " + ", ".join(r.table for r in row_level))))
 
-    exact = [f"{name}.{c}" for name, columns in _published_columns(candidate, published).items()
-             for c in columns if c in trust.EXACT_FORBIDDEN]
+    exact = [f"{t.name}.{c}" for t in tables for c in t.columns if c in trust.EXACT_FORBIDDEN]
     checks.append(CheckResult(NO_EXACT, not exact, ", ".join(exact) or "none of " + ", ".join(trust.EXACT_FORBIDDEN)))
 
     specs = {spec.name for spec in trust.ROW_LEVEL}
-    unmeasured = [t for t in published if t.startswith("fct_") and t not in specs and t not in trust.AGGREGATE_FACTS]
+    unmeasured = [t.name for t in tables
+                  if t.name.startswith("fct_") and t.name not in specs and t.name not in trust.AGGREGATE_FACTS]
     checks.append(CheckResult(ROW_LEVEL_MEASURED, not unmeasured, (
         ", ".join(unmeasured) + ": row-level table(s) without a trust spec (publication.trust.ROW_LEVEL), "
         "so nobody measured whom their rows single out") if unmeasured else "every fct_* table is measured or "
@@ -233,7 +233,7 @@ def trust_checks(candidate: Path, warehouse: Path, published: list[str], previou
         f"{r.table}: k = {r.k_insureds} insureds / {r.k_insurers} insurers over {r.combinations:,} combinations"
         for r in measured if r.quasi_identifiers)))
 
-    ordered = [r for r in tables if r.same_insurer_as_previous is not None
+    ordered = [r for r in row_level if r.same_insurer_as_previous is not None
                and r.same_insurer_as_previous > r.same_insurer_by_chance + trust.order_margin(r)]
     checks.append(CheckResult(ROW_ORDER, not ordered, "; ".join(
         f"{r.table}: P(same insurer as the previous row) {r.same_insurer_as_previous:.3f} against "
@@ -276,17 +276,6 @@ def trust_checks(candidate: Path, warehouse: Path, published: list[str], previou
 def _differences(diffs: list) -> str:
     return "; ".join(f"{d.table}: {d.attributed:,} rows added or changed from {d.insurers} insurer(s), the largest "
                      f"{d.top_insurer_share:.0%}" for d in diffs)
-
-
-def _published_columns(path: Path, tables: list[str]) -> dict[str, list[str]]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute("SELECT table_name, column_name FROM information_schema.columns ORDER BY ordinal_position"
-                           ).fetchall()
-    columns: dict[str, list[str]] = {t: [] for t in tables}
-    for table, column in rows:
-        if table in columns:
-            columns[table].append(column)
-    return columns
 
 
 def generalised_rows(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, dict[str, int]]:
@@ -688,7 +677,7 @@ def _publish(
         generalised = generalised_rows(con, list(counts))
         con.execute("CHECKPOINT")
     # The trust rules read the closed candidate beside the warehouse (publication.trust).
-    trust, figures = trust_checks(building, warehouse_path, list(counts), previous, withdrawn)
+    trust, figures = trust_checks(building, warehouse_path, tables, previous, withdrawn)
     checks = [*checks, *trust]
     with duckdb.connect(str(building)) as con:
         manifest = {
