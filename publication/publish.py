@@ -27,6 +27,7 @@ import duckdb
 
 from cyberclaims.settings import limit_memory
 from ingestion.contract import LINEAGE_COLUMNS, RAW_TABLE, USCC_REGEX
+from publication import cells
 from quality.gate import ADMITTED
 
 PUBLISHED_NAME = "sector_claims.duckdb"
@@ -61,6 +62,8 @@ class PublicationHeld(PublicationCheckFailed):
 
 # The trust rules (DESIGN.md §2, README Privacy), measured on the candidate file by publication.trust.
 NO_SIGNATURE, NO_EXACT = "no_insurer_signature", "no_exact_quasi_identifiers"
+ROUNDED_AMOUNTS = "row_level_amounts_rounded"
+AGGREGATE_CELLS = "aggregate_cells_protected"
 ROW_LEVEL_MEASURED, K_ANONYMITY = "row_level_tables_measured", "k_anonymity"
 ROW_ORDER, DIFFERENCE = "row_order_random", "difference_from_enough_insurers"
 
@@ -217,6 +220,21 @@ def trust_checks(candidate: Path, warehouse: Path, tables: list[PublishedTable],
     exact = [f"{t.name}.{c}" for t in tables for c in t.columns if c in trust.EXACT_FORBIDDEN]
     checks.append(CheckResult(NO_EXACT, not exact, ", ".join(exact) or "none of " + ", ".join(trust.EXACT_FORBIDDEN)))
 
+    unrounded = trust.unrounded_amounts(candidate, {t.name: list(t.columns) for t in tables
+                                                    if t.name in {spec.name for spec in trust.ROW_LEVEL}})
+    checks.append(CheckResult(ROUNDED_AMOUNTS, not unrounded, (
+        ", ".join(f"{column}: {n:,} rows" for column, n in unrounded.items()) +
+        f" with more than {trust.AMOUNT_SIGNIFICANT_FIGURES} significant figures (the fen of a converted amount "
+        "tell its currency; round with the dbt macro significant_round)") if unrounded else
+        f"every row-level amount at {trust.AMOUNT_SIGNIFICANT_FIGURES} significant figures or fewer"))
+
+    with duckdb.connect(str(candidate), read_only=True) as con:
+        exposed = cells.violations(con)
+    checks.append(CheckResult(AGGREGATE_CELLS, not exposed, "; ".join(f"{what}: {n:,}" for what, n in exposed.items())
+                              if exposed else "every published aggregate cell meets the rule (>= "
+                              f"{trust.K_INSUREDS} insureds, >= {trust.K_INSURERS} insurers, none above "
+                              f"{trust.DOMINANCE_SHARE:.0%}) or is hidden, and no line gives a hidden one back"))
+
     specs = {spec.name for spec in trust.ROW_LEVEL}
     unmeasured = [t.name for t in tables
                   if t.name.startswith("fct_") and t.name not in specs and t.name not in trust.AGGREGATE_FACTS]
@@ -267,7 +285,8 @@ def trust_checks(candidate: Path, warehouse: Path, tables: list[PublishedTable],
             "same_insurer_as_previous": r.same_insurer_as_previous, "same_insurer_by_chance": r.same_insurer_by_chance,
         } for r in measured},
         "differences": [d.__dict__ for d in diffs],
-        # Not yet a rule: the aggregates' one-contributor cells (publication.trust.aggregate_linkage).
+        # Published rows whose exact amount a one-contributor aggregate cell repeats (publication.trust
+        # .aggregate_linkage): 0 once the cells are protected and the row-level amounts rounded.
         "aggregate_linkage": trust.aggregate_linkage(candidate),
     }
     return checks, figures
@@ -664,6 +683,8 @@ def _publish(
         previous = version_path(published_dir, versions[-1]) if versions else None
         withdrawn = _withdrawn_since(con, previous)
         con.execute("DETACH wh")
+        # The aggregates' cells that fail the rule, and those that would give them back, are hidden.
+        aggregate_cells = cells.protect(con)
         checks = run_checks(con, tables, insurer_ids, previous, settings)
         carriers: list[Carrier] = []
         if not all(c.passed for c in checks if c.name in (CLEAR_IDENTIFIERS, INSURER_IDENTITY)):
@@ -685,7 +706,8 @@ def _publish(
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "checks": [c.__dict__ for c in checks],
             "tables": counts,
-            "trust": figures | {"generalised_rows": generalised, "withheld_rows": withheld},
+            "trust": figures | {"generalised_rows": generalised, "withheld_rows": withheld,
+                                "aggregate_cells": aggregate_cells},
             **manifest_extra,
         }
         con.execute("CREATE TABLE publication_manifest (key VARCHAR, value JSON)")

@@ -92,6 +92,29 @@ EXACT_FORBIDDEN = ("annual_revenue_cny", "employee_count", "region_code", "indus
                    "insured_key")
 
 
+# Row-level amounts (published columns named *_cny) carry at most this many significant figures (dbt
+# macro significant_round): the fen of an amount converted from another currency are that insurer's.
+AMOUNT_SIGNIFICANT_FIGURES = 3
+
+
+def unrounded_amounts(published: Path, tables: dict[str, list[str]],
+                      digits: int = AMOUNT_SIGNIFICANT_FIGURES) -> dict[str, int]:
+    """`table.column` → rows whose non-zero amount has more than `digits` significant figures, for the
+    `*_cny` columns of the given published tables (table → its published columns)."""
+    found = {}
+    with duckdb.connect(str(published), read_only=True) as con:
+        for table, columns in tables.items():
+            amounts = [c for c in columns if c.endswith("_cny")]
+            if not amounts:
+                continue
+            counts = con.execute("SELECT " + ", ".join(
+                f"count(*) FILTER (WHERE {_q(c)} <> 0 AND abs(abs({_q(c)}) / power(10, floor(log10(abs({_q(c)}))) - "
+                f"{digits - 1}) - round(abs({_q(c)}) / power(10, floor(log10(abs({_q(c)}))) - {digits - 1}))) > 1e-6)"
+                for c in amounts) + f" FROM {_q(table)}").fetchall()[0]
+            found.update({f"{table}.{c}": n for c, n in zip(amounts, counts, strict=True) if n})
+    return found
+
+
 @dataclass(frozen=True)
 class RowLevelTable:
     """A published row-level table and how its rows are attributed in the warehouse.

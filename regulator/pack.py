@@ -31,7 +31,7 @@ import duckdb
 import yaml
 
 from cyberclaims import csvsafe
-from publication.publish import PUBLISHED_NAME, published_version
+from publication.publish import PUBLISHED_NAME, published_manifest, published_version
 from regulator import disclosure
 from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
 from regulator.model import (
@@ -171,23 +171,28 @@ def _label(names: dict, dim: str, code: str, bands: tuple[SeverityBand, ...]) ->
 
 
 def check_published_version(con: duckdb.DuckDBPyConnection, published_dir: Path) -> int | None:
-    """The version the warehouse marts were published as; an error when they have moved on since."""
+    """The version the warehouse marts were published as; an error when they have moved on since.
+
+    A version's manifest records the inputs fingerprint of the dbt build it was published from
+    (submissions with their gate decisions, raw row counts, dbt project, contract and code); the
+    marts are that version's exactly when the warehouse's latest build has the same fingerprint. (The
+    published row-level amounts are rounded, so the pack cannot compare sums with them.)"""
     version = published_version(published_dir)
-    database = published_dir / PUBLISHED_NAME
-    if version is None or not database.exists():
+    if version is None or not (published_dir / PUBLISHED_NAME).exists():
         return None
-    fingerprint = """select (select count(*) from {db}.fct_policies), (select sum(written_premium_cny) from {db}.fct_policies),
-                            (select count(*) from {db}.fct_claims), (select sum(incurred_cny) from {db}.fct_claims)"""
-    con.execute(f"attach '{database}' as pub (read_only)")
-    try:
-        ours = con.execute(fingerprint.format(db="wh.marts")).fetchall()[0]
-        theirs = con.execute(fingerprint.format(db="pub.main")).fetchall()[0]
-    finally:
-        con.execute("detach pub")
-    if ours != theirs:
+    published = published_manifest(published_dir).get("inputs_fingerprint")
+    built = con.execute(
+        "select count(*) from duckdb_tables() where database_name = 'wh' and schema_name = 'raw' "
+        "and table_name = 'mart_builds'"
+    ).fetchall()[0][0] and con.execute(
+        "select inputs_fingerprint from wh.raw.mart_builds order by started_at desc limit 1").fetchall()
+    ours = built[0][0] if built else None
+    if not published or ours != published:
+        found = f"built from {ours[:12] if ours else 'no recorded build'}, published from " + (
+            published[:12] if published else "an unrecorded build")
         raise PackError(
-            f"the warehouse marts are not what was published as version {version} (policies, premium, claims, "
-            f"incurred: {ours} vs {theirs}); publish first (`cyberclaims run`), so the pack matches a version")
+            f"the warehouse marts are not what was published as version {version} ({found}); publish first "
+            "(`cyberclaims run`), so the pack matches a version")
     return version
 
 

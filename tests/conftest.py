@@ -123,3 +123,14 @@ def sample(tmp_path_factory) -> IngestedSample:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def significant(amount, digits: int = 3):
+    """An amount as the published row-level tables carry it: `digits` significant figures, half away
+    from zero (Decimal arithmetic, independent of the dbt macro significant_round)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if amount is None or amount == 0:
+        return amount
+    amount = Decimal(amount)
+    return amount.quantize(Decimal(1).scaleb(amount.adjusted() - digits + 1), rounding=ROUND_HALF_UP)

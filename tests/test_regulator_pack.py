@@ -99,26 +99,42 @@ def test_the_cycle_builds_no_pack_before_the_first_complete_quarter_but_an_asked
 
 
 def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_path):
-    """The cover names the publication version: the figures must be that version's."""
+    """The cover names the publication version: the figures must be that version's. The version's
+    manifest records the inputs of the build it was published from; a warehouse rebuilt from other
+    inputs since (a new submission admitted, one revoked) is refused, and so is a version that does
+    not record them."""
+    import shutil
+
+    from orchestration.defs.transformation.project import dbt_project
+    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(sample.warehouse_path, warehouse)
     published = tmp_path / "published"
-    published.mkdir()
-    with duckdb.connect(str(published / "sector_claims.duckdb")) as con:
-        con.execute(f"attach '{sample.warehouse_path}' as wh (read_only)")
-        for table in ("fct_policies", "fct_claims"):
-            con.execute(f"create table {table} as select * from wh.marts.{table}")
-        con.execute("create table publication_manifest as select 'version' as key, '1' as value")
-    assert _published_version_of(sample, published) == 1
-    with duckdb.connect(str(published / "sector_claims.duckdb")) as con:
-        con.execute("delete from fct_claims where claim_key = (select min(claim_key) from fct_claims)")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        extra = publication_metadata(con, dbt_project().project_dir)
+    assert extra["inputs_fingerprint"]
+    publish(warehouse, published, published_tables_from_manifest(dbt_project().manifest_path), extra)
+    assert _published_version_of(warehouse, published) == 1
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("INSERT INTO raw.mart_builds (started_at, inputs_fingerprint, dbt_project_fingerprint) "
+                    "SELECT max(started_at) + INTERVAL 1 HOUR, 'rebuilt from other inputs', "
+                    "any_value(dbt_project_fingerprint) FROM raw.mart_builds")
     with pytest.raises(PackError, match="not what was published as version 1"):
-        build_pack(sample.warehouse_path, published)
+        build_pack(warehouse, published)
+
+    unrecorded = tmp_path / "unrecorded"
+    publish(sample.warehouse_path, unrecorded, published_tables_from_manifest(dbt_project().manifest_path), {})
+    with pytest.raises(PackError, match="published from an unrecorded build"):
+        _published_version_of(sample.warehouse_path, unrecorded)
 
 
-def _published_version_of(sample, published):
+def _published_version_of(warehouse, published):
     from regulator.pack import check_published_version
     from regulator.statistics import attach
 
-    with attach(sample.warehouse_path) as con:
+    with attach(warehouse) as con:
         return check_published_version(con, published)
 
 

@@ -287,9 +287,11 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
     assert publish(warehouse, out, tables, extra).version == 1
 
     def correct(insurer: str, n: int = 40) -> None:
-        """A correction of n of the insurer's published policies (one fen of premium each)."""
+        """A correction of n of the insurer's published policies (the premium's third significant figure
+        up by one: the published amount stays on the grid)."""
         with duckdb.connect(str(warehouse)) as con:
-            con.execute("""UPDATE marts.pub_fct_policies SET written_premium_cny = written_premium_cny + 0.01
+            con.execute("""UPDATE marts.pub_fct_policies
+                           SET written_premium_cny = written_premium_cny + power(10, floor(log10(written_premium_cny)) - 2)
                            WHERE policy_key IN (SELECT policy_key FROM marts.fct_policies WHERE insurer_id = ?
                                                 ORDER BY policy_key LIMIT ?)""", [insurer, n])
 
@@ -331,3 +333,33 @@ def test_the_manifest_records_k_signatures_and_generalised_rows(sample_published
     assert trust["generalised_rows"]["fct_policies"] == {str(k): v for k, v in sorted(levels.items())}
     assert sum(trust["generalised_rows"]["fct_policies"].values()) == policies
     assert {"fct_claims ⋈ fct_policies", "fct_claims ⋈ fct_loss_events"} <= set(trust["tables"])
+
+
+def test_an_amount_converted_at_one_rate_is_refused_to_the_fen_and_published_on_the_grid(sample, tmp_path):
+    """The fen of an amount converted from another currency are that insurer's (a EUR 2,200 reserve is
+    CNY 17,099.99 on every claim so reserved): the audit refuses a published row-level amount with more
+    than three significant figures; the published amounts are the warehouse's at three."""
+    import shutil
+
+    from orchestration.defs.transformation.project import dbt_project
+    from publication.publish import PublicationCheckFailed, publish, published_tables_from_manifest
+    from tests.conftest import significant
+
+    with sample.con() as con:
+        exact = dict(con.execute("SELECT claim_key, incurred_cny FROM marts.fct_claims").fetchall())
+        published = dict(con.execute("SELECT claim_key, incurred_cny FROM marts.pub_fct_claims").fetchall())
+    assert published == {k: significant(v) for k, v in exact.items()}
+    assert sum(v != significant(v) for v in exact.values()) > len(exact) / 2  # the warehouse keeps the fen
+
+    warehouse = tmp_path / "wh.duckdb"
+    shutil.copyfile(sample.warehouse_path, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("""UPDATE marts.pub_fct_claim_valuations SET case_reserve_cny = 17099.99
+                       WHERE claim_key IN (SELECT claim_key FROM marts.pub_fct_claim_valuations
+                                           ORDER BY claim_key LIMIT 7)""")
+    with pytest.raises(PublicationCheckFailed) as refused:
+        publish(warehouse, tmp_path / "published", published_tables_from_manifest(dbt_project().manifest_path), {})
+    failed = {c.name: c.detail for c in refused.value.results if not c.passed}
+    assert "row_level_amounts_rounded" in failed
+    assert failed["row_level_amounts_rounded"].startswith("fct_claim_valuations.case_reserve_cny: ")
+    assert not (tmp_path / "published" / "sector_claims.duckdb").exists()

@@ -10,12 +10,14 @@
     left join {{ ref('fct_policies') }} as policies on policies.policy_key = claims.policy_key
 {%- endmacro %}
 
-{#- agg_loss_triangles in long form: one row per cell and measure (paid, incurred) with its value. -#}
+{#- agg_loss_triangles in long form: one row per cell and measure (paid, incurred) with its value and
+    the cell's disclosure status. -#}
 {% macro triangle_cells() -%}
     {%- for measure in ['paid', 'incurred'] %}
     select
         accident_period_type, accident_period_start, development_age_months,
-        {{ segment_dimensions() | join(', ') }}, '{{ measure }}' as measure, {{ measure }}_cny as value
+        {{ segment_dimensions() | join(', ') }}, '{{ measure }}' as measure, {{ measure }}_cny as value,
+        disclosure_status
     from {{ ref('agg_loss_triangles') }}
     {%- if not loop.last %}
     union all
@@ -37,4 +39,59 @@
     {{ source }}.{{ prefix }}_quantiles[1] as {{ prefix }}_median,
     {{ source }}.{{ prefix }}_quantiles[2] as {{ prefix }}_p90,
     {{ source }}.{{ prefix }}_quantiles[3] as {{ prefix }}_p99,
+{%- endmacro %}
+
+{#- The earned policy-months behind agg_exposure_monthly (and the yearly contributors of the pricing
+    marts' exposure figures): CTEs policies, cutoff, months, earned and earned_rows — one row per
+    policy and month with an earned day (earned_days, earned_premium rounded to the fen, the policy's
+    segment, insurer_id, insured_key) — each followed by a comma. -#}
+{% macro earned_policy_months() -%}
+policies as not materialized (
+    select
+        policies.policy_key,
+        policies.inception_date,
+        policies.expiry_date,
+        policies.written_premium_cny,
+        policies.insurer_id,
+        policies.insured_key,
+        {{ dbt.datediff('policies.inception_date', 'policies.expiry_date', 'day') }} as term_days,
+        {{ policy_segment('policies') }}
+    from {{ ref('fct_policies') }} as policies
+    where policies.expiry_date > policies.inception_date
+),
+
+cutoff as (
+    select max(valuation_date) as cutoff_date from {{ ref('fct_claim_valuations') }}
+),
+
+months as (
+    select month_start, max(date_day) as month_end
+    from {{ ref('dim_date') }}
+    cross join cutoff
+    where date_day >= (select min(inception_date) from policies)
+        and month_start <= cutoff.cutoff_date
+    group by month_start
+),
+
+earned as not materialized (
+    select
+        policies.*,
+        months.month_start,
+        {{ dbt.datediff(
+            'greatest(policies.inception_date, months.month_start)',
+            'least(policies.expiry_date, ' ~ dbt.dateadd('day', 1, 'months.month_end') ~ ')',
+            'day') }} as earned_days
+    from policies
+    inner join months
+        on policies.inception_date <= months.month_end
+        and policies.expiry_date > months.month_start
+),
+
+earned_rows as not materialized (
+    select
+        *,
+        round(cast(written_premium_cny as decimal(38, 6)) * earned_days / term_days, 2) as earned_premium
+    from earned
+    where earned_days > 0
+),
 {%- endmacro %}

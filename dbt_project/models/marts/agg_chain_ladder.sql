@@ -27,7 +27,9 @@ select
     cast(latest.value * coalesce(factors.cdf_to_ultimate, cast({{ var('chain_ladder_tail') }} as double))
         as decimal(26, 6)) as ultimate_cny,
     cast(latest.value * coalesce(factors.cdf_to_ultimate, cast({{ var('chain_ladder_tail') }} as double)) - latest.value
-        as decimal(26, 6)) as ibnr_cny
+        as decimal(26, 6)) as ibnr_cny,
+    -- The latest cumulative is the triangle's cell at the latest age: its disclosure status.
+    latest.disclosure_status
 from latest
 left join {{ ref('agg_development_factors') }} as factors
     on factors.accident_period_type = latest.accident_period_type

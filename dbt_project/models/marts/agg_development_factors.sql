@@ -24,7 +24,10 @@ pairs as (
         current_age.development_age_months + steps.step_months as next_age_months,
         sum(next_age.value) as next_total,
         sum(current_age.value) as base_total,
-        count(*) as n_accident_periods
+        count(*) as n_accident_periods,
+        -- The base covers the claims of every period summed: it meets the rule where one of its
+        -- cells does (the rule's counts only grow with the union).
+        bool_or(current_age.disclosure_status = 'published') as any_cell_published
     from cells as current_age
     inner join steps on steps.accident_period_type = current_age.accident_period_type
     inner join cells as next_age
@@ -58,7 +61,8 @@ select
         * {{ product_of('coalesce(later.age_to_age_factor, 1.0)') }} as cdf_to_ultimate,
     cast(factors.base_total as decimal(20, 2)) as base_cny,
     cast(factors.next_total as decimal(20, 2)) as next_cny,
-    cast(factors.n_accident_periods as integer) as n_accident_periods
+    cast(factors.n_accident_periods as integer) as n_accident_periods,
+    case when factors.any_cell_published then 'published' else 'few_insureds' end as disclosure_status
 from factors
 inner join factors as later
     on later.accident_period_type = factors.accident_period_type

@@ -5,9 +5,15 @@
 -- (interpolated) and max, with the counts behind every figure. Loss events are counted in per_event
 -- (one row per event and segment there), not by a distinct count under the cube.
 with claims as (
-    {{ segmented_claims(['claim_key', 'loss_event_id', 'accident_year', 'incurred_cny']) }}
+    {{ segmented_claims(['claim_key', 'loss_event_id', 'accident_year', 'incurred_cny', 'insurer_id', 'insured_key']) }}
     where claims.accident_year is not null
 ),
+
+weighted as (
+    select *, abs(incurred_cny) as weight from claims
+),
+
+{{ cell_contributors('contributors', 'weighted', ['accident_year'], 'weight') }}
 
 per_claim as (
     select
@@ -65,7 +71,17 @@ select
     cast(per_claim.severity_max as decimal(20, 2)) as severity_max,
     per_event.event_severity_mean,
     {{ severity_quantiles('per_event', 'event_severity') }}
-    cast(per_event.event_severity_max as decimal(20, 2)) as event_severity_max
+    cast(per_event.event_severity_max as decimal(20, 2)) as event_severity_max,
+    -- Who is behind the claims' figures (internal), and the status of both populations.
+    {{ cell_status('contributors') }} as disclosure_status,
+    case when exposure.exposure_years is null then 'published'
+        else coalesce(exposure_contributors.disclosure_status, 'few_insureds') end as exposure_disclosure_status,
+    cast(contributors.cell_insureds as integer) as cell_insureds,
+    cast(contributors.cell_insurers as integer) as cell_insurers,
+    contributors.cell_top_share
 from per_claim
 left join exposure using (accident_year, {{ segment_dimensions() | join(', ') }})
 left join per_event using (accident_year, {{ segment_dimensions() | join(', ') }})
+left join contributors using (accident_year, {{ segment_dimensions() | join(', ') }})
+left join {{ ref('int_exposure__yearly_contributors') }} as exposure_contributors
+    using (accident_year, {{ segment_dimensions() | join(', ') }})

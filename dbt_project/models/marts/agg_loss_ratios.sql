@@ -16,7 +16,8 @@ losses as (
         accident_year,
         {{ segment_dimensions() | join(', ') }},
         claims,
-        incurred_cny
+        incurred_cny,
+        disclosure_status
     from {{ ref('agg_frequency_severity') }}
 ),
 
@@ -24,7 +25,8 @@ ultimates as (
     select
         cast(extract(year from accident_period_start) as integer) as accident_year,
         {{ segment_dimensions() | join(', ') }},
-        ultimate_cny
+        ultimate_cny,
+        disclosure_status
     from {{ ref('agg_chain_ladder') }}
     where accident_period_type = 'year' and measure = 'incurred'
 )
@@ -41,7 +43,15 @@ select
     cast(coalesce(losses.incurred_cny, 0) as double) / nullif(cast(premium.earned_premium_cny as double), 0)
         as incurred_loss_ratio,
     cast(coalesce(ultimates.ultimate_cny, 0) as double) / nullif(cast(premium.earned_premium_cny as double), 0)
-        as ultimate_loss_ratio
+        as ultimate_loss_ratio,
+    -- The premium's population (policies earning in the year) and the claims' (as agg_frequency_severity;
+    -- no claim: nothing to hide).
+    coalesce(premium_contributors.disclosure_status, 'few_insureds') as disclosure_status,
+    coalesce(losses.disclosure_status, 'published') as claims_disclosure_status,
+    -- The projected ultimate is agg_chain_ladder's (yearly, incurred): its status.
+    coalesce(ultimates.disclosure_status, 'published') as ultimate_disclosure_status
 from premium
+left join {{ ref('int_exposure__yearly_contributors') }} as premium_contributors
+    using (accident_year, {{ segment_dimensions() | join(', ') }})
 left join losses using (accident_year, {{ segment_dimensions() | join(', ') }})
 left join ultimates using (accident_year, {{ segment_dimensions() | join(', ') }})

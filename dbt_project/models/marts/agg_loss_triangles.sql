@@ -5,11 +5,11 @@
 -- before the evaluation date (a claim not yet reported counts zero; a cell appears once one claim of
 -- the period is reported). Per segment (CUBE; 'all' = rolled up).
 with claims as (
-    {{ segmented_claims(['claim_key', 'occurred_date']) }}
+    {{ segmented_claims(['claim_key', 'occurred_date', 'insurer_id', 'insured_key']) }}
     where claims.occurred_date is not null
 ),
 
-valuations as (
+valuations as not materialized (
     select
         claim_key,
         valuation_date,
@@ -30,7 +30,7 @@ grains as (
     select 'quarter', 3
 ),
 
-claim_periods as (
+claim_periods as not materialized (
     select
         claims.*,
         grains.accident_period_type,
@@ -42,7 +42,7 @@ claim_periods as (
     from claims cross join grains
 ),
 
-evaluations as (
+evaluations as not materialized (
     select
         claim_periods.*,
         dates.date_day as evaluation_date,
@@ -56,7 +56,7 @@ evaluations as (
         and ({{ dbt.datediff('claim_periods.accident_period_start', 'dates.date_day', 'month') }} + 1) % claim_periods.step_months = 0
 ),
 
-states as (
+states as not materialized (
     select
         evaluations.*,
         valuations.claim_key is not null as is_reported,
@@ -68,20 +68,49 @@ states as (
         on valuations.claim_key = evaluations.claim_key
         and valuations.valuation_date <= evaluations.evaluation_date
         and (valuations.next_valuation_date is null or valuations.next_valuation_date > evaluations.evaluation_date)
+),
+
+reported as not materialized (
+    select *, abs(incurred_cny) as weight from states where is_reported
+),
+
+{{ cell_contributors('contributors', 'reported', ['accident_period_type', 'accident_period_start', 'development_age_months', 'evaluation_date'], 'weight') }}
+
+cells as (
+    select
+        accident_period_type,
+        accident_period_start,
+        development_age_months,
+        evaluation_date,
+        {{ segment_columns() }}
+        cast(sum(paid_cny) as decimal(20, 2)) as paid_cny,
+        cast(sum(incurred_cny) as decimal(20, 2)) as incurred_cny,
+        cast(sum(case when is_reported then 1 else 0 end) as integer) as reported_claims,
+        cast(sum(case when is_closed then 1 else 0 end) as integer) as closed_claims
+    from states
+    group by accident_period_type, accident_period_start, development_age_months, evaluation_date, {{ segment_cube() }}
+    -- A cell exists from the first age at which a claim of the period (in the segment) is reported, as in
+    -- the chainladder library: an accident period with nothing reported yet has no development base.
+    having sum(case when is_reported then 1 else 0 end) > 0
 )
 
+-- cell_* say who is behind the cell (the reported claims; internal, not published).
 select
-    accident_period_type,
-    accident_period_start,
-    cast(development_age_months as integer) as development_age_months,
-    evaluation_date,
-    {{ segment_columns() }}
-    cast(sum(paid_cny) as decimal(20, 2)) as paid_cny,
-    cast(sum(incurred_cny) as decimal(20, 2)) as incurred_cny,
-    cast(sum(case when is_reported then 1 else 0 end) as integer) as reported_claims,
-    cast(sum(case when is_closed then 1 else 0 end) as integer) as closed_claims
-from states
-group by accident_period_type, accident_period_start, development_age_months, evaluation_date, {{ segment_cube() }}
--- A cell exists from the first age at which a claim of the period (in the segment) is reported, as in
--- the chainladder library: an accident period with nothing reported yet has no development base.
-having sum(case when is_reported then 1 else 0 end) > 0
+    cells.accident_period_type,
+    cells.accident_period_start,
+    cast(cells.development_age_months as integer) as development_age_months,
+    cells.evaluation_date,
+    {% for d in segment_dimensions() %}cells.{{ d }},
+    {% endfor -%}
+    cells.paid_cny,
+    cells.incurred_cny,
+    cells.reported_claims,
+    cells.closed_claims,
+    {{ cell_status('contributors') }} as disclosure_status,
+    cast(contributors.cell_insureds as integer) as cell_insureds,
+    cast(contributors.cell_insurers as integer) as cell_insurers,
+    contributors.cell_top_share
+from cells
+left join contributors
+    using (accident_period_type, accident_period_start, development_age_months, evaluation_date,
+           {{ segment_dimensions() | join(', ') }})

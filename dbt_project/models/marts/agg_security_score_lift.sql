@@ -9,6 +9,8 @@ with cutoff as (
 policies as (
     select
         policies.policy_key,
+        policies.insurer_id,
+        policies.insured_key,
         coalesce(policies.risk_score_band, 'unscored') as risk_score_band,
         coalesce(policies.sector_code, 'unknown') as sector_code,
         greatest(
@@ -21,10 +23,16 @@ policies as (
 ),
 
 claims as (
-    select policies.risk_score_band, policies.sector_code, claims.incurred_cny
+    select
+        policies.risk_score_band, policies.sector_code, claims.incurred_cny, claims.insurer_id,
+        claims.insured_key, abs(claims.incurred_cny) as weight
     from {{ ref('fct_claims') }} as claims
     inner join policies on policies.policy_key = claims.policy_key
 ),
+
+{{ cell_contributors('policy_contributors', 'policies', [], 'earned_days', ['risk_score_band', 'sector_code']) }}
+
+{{ cell_contributors('claim_contributors', 'claims', [], 'weight', ['risk_score_band', 'sector_code']) }}
 
 exposure as (
     select
@@ -71,7 +79,15 @@ select
     bands.severity_mean,
     bands.severity_median,
     bands.claim_frequency / nullif(overall.claim_frequency, 0) as frequency_relativity,
-    bands.severity_mean / nullif(overall.severity_mean, 0) as severity_relativity
+    bands.severity_mean / nullif(overall.severity_mean, 0) as severity_relativity,
+    -- The policies' population (exposure) and the claims' (no claim: nothing to hide).
+    {{ cell_status('policy_contributors') }} as disclosure_status,
+    case when bands.claims = 0 then 'published' else {{ cell_status('claim_contributors') }} end
+        as claims_disclosure_status
 from bands
 inner join bands as overall
     on overall.sector_code = bands.sector_code and overall.risk_score_band = 'all'
+left join policy_contributors
+    on policy_contributors.risk_score_band = bands.risk_score_band and policy_contributors.sector_code = bands.sector_code
+left join claim_contributors
+    on claim_contributors.risk_score_band = bands.risk_score_band and claim_contributors.sector_code = bands.sector_code

@@ -81,7 +81,7 @@ select
     n_insurer_incidents,
     n_insurers,
     n_claims,
-    paid_cny,
-    incurred_cny,
+    {{ significant_round('paid_cny') }} as paid_cny,
+    {{ significant_round('incurred_cny') }} as incurred_cny,
     systemic_event_id
 from published

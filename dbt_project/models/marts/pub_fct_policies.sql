@@ -115,5 +115,5 @@ select
     term_days,
     limit_grid_cny,
     deductible_grid_cny,
-    written_premium_cny
+    {{ significant_round('written_premium_cny') }} as written_premium_cny
 from levelled
