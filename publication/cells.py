@@ -120,12 +120,12 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 @dataclass
 class _Entries:
-    """Every (table, group) cell as one frame: node id, hidden flag, cost and its coordinates."""
+    """Every (table, group) cell as one frame: row id, node id, status, hidden flag, cost, coordinates."""
 
     frames: dict[tuple[str, str], pd.DataFrame]
 
     def all(self) -> pd.DataFrame:
-        return pd.concat([f[["node", "hidden", "cost", "is_total"]] for f in self.frames.values()], ignore_index=True)
+        return pd.concat([f[["node", "hidden", "cost"]] for f in self.frames.values()], ignore_index=True)
 
 
 def _load(con: duckdb.DuckDBPyConnection, present: set[str]) -> _Entries:
@@ -142,7 +142,6 @@ def _load(con: duckdb.DuckDBPyConnection, present: set[str]) -> _Entries:
             frame["node"] = np.arange(offset, offset + len(frame))
             offset += len(frame)
             frame["hidden"] = frame["status"] != PUBLISHED
-            frame["is_total"] = False
             for column in agg.keys + agg.dims:
                 frame[column] = frame[column].astype(str)
             frames[(agg.table, group.status)] = frame

@@ -220,8 +220,8 @@ def trust_checks(candidate: Path, warehouse: Path, tables: list[PublishedTable],
     exact = [f"{t.name}.{c}" for t in tables for c in t.columns if c in trust.EXACT_FORBIDDEN]
     checks.append(CheckResult(NO_EXACT, not exact, ", ".join(exact) or "none of " + ", ".join(trust.EXACT_FORBIDDEN)))
 
-    unrounded = trust.unrounded_amounts(candidate, {t.name: list(t.columns) for t in tables
-                                                    if t.name in {spec.name for spec in trust.ROW_LEVEL}})
+    specs = {spec.name for spec in trust.ROW_LEVEL}
+    unrounded = trust.unrounded_amounts(candidate, {t.name: list(t.columns) for t in tables if t.name in specs})
     checks.append(CheckResult(ROUNDED_AMOUNTS, not unrounded, (
         ", ".join(f"{column}: {n:,} rows" for column, n in unrounded.items()) +
         f" with more than {trust.AMOUNT_SIGNIFICANT_FIGURES} significant figures (the fen of a converted amount "
@@ -235,7 +235,6 @@ def trust_checks(candidate: Path, warehouse: Path, tables: list[PublishedTable],
                               f"{trust.K_INSUREDS} insureds, >= {trust.K_INSURERS} insurers, none above "
                               f"{trust.DOMINANCE_SHARE:.0%}) or is hidden, and no line gives a hidden one back"))
 
-    specs = {spec.name for spec in trust.ROW_LEVEL}
     unmeasured = [t.name for t in tables
                   if t.name.startswith("fct_") and t.name not in specs and t.name not in trust.AGGREGATE_FACTS]
     checks.append(CheckResult(ROW_LEVEL_MEASURED, not unmeasured, (
@@ -491,15 +490,18 @@ def full_refresh_reason(con: duckdb.DuckDBPyConnection, dbt_project: str) -> str
     return None
 
 
-def built_from(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The inputs fingerprint of the latest dbt build of the marts in this warehouse."""
+def built_from(con: duckdb.DuckDBPyConnection, database: str | None = None) -> str | None:
+    """The inputs fingerprint of the latest dbt build of the marts in this warehouse (`database`: the name
+    the warehouse is attached under, when it is not the connection's own)."""
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = 'mart_builds'"
-    ).fetchone()[0]
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'mart_builds' "
+        "AND database_name = coalesce(?, current_database())", [database]).fetchall()[0][0]
     if not exists:
         return None
-    row = con.execute("SELECT inputs_fingerprint FROM raw.mart_builds ORDER BY started_at DESC LIMIT 1").fetchone()
-    return row[0] if row else None
+    prefix = f'"{database}".' if database else ""
+    row = con.execute(f"SELECT inputs_fingerprint FROM {prefix}raw.mart_builds ORDER BY started_at DESC LIMIT 1"
+                      ).fetchall()
+    return row[0][0] if row else None
 
 
 def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) -> dict:

@@ -31,7 +31,7 @@ import duckdb
 import yaml
 
 from cyberclaims import csvsafe
-from publication.publish import PUBLISHED_NAME, published_manifest, published_version
+from publication.publish import PUBLISHED_NAME, built_from, published_manifest, published_version
 from regulator import disclosure
 from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
 from regulator.model import (
@@ -181,12 +181,7 @@ def check_published_version(con: duckdb.DuckDBPyConnection, published_dir: Path)
     if version is None or not (published_dir / PUBLISHED_NAME).exists():
         return None
     published = published_manifest(published_dir).get("inputs_fingerprint")
-    built = con.execute(
-        "select count(*) from duckdb_tables() where database_name = 'wh' and schema_name = 'raw' "
-        "and table_name = 'mart_builds'"
-    ).fetchall()[0][0] and con.execute(
-        "select inputs_fingerprint from wh.raw.mart_builds order by started_at desc limit 1").fetchall()
-    ours = built[0][0] if built else None
+    ours = built_from(con, "wh")
     if not published or ours != published:
         found = f"built from {ours[:12] if ours else 'no recorded build'}, published from " + (
             published[:12] if published else "an unrecorded build")

@@ -138,6 +138,18 @@ ranked as (
     end as {{ type }})
 {%- endmacro %}
 
+{#- The amounts of a claim at one valuation (fct_claims, fct_claim_valuations), CNY. -#}
+{% macro claim_amount_columns() -%}
+    {{ return(['paid_indemnity_cny', 'paid_expense_cny', 'case_reserve_cny', 'recoveries_cny', 'paid_cny', 'incurred_cny']) }}
+{%- endmacro %}
+
+{#- `columns` as a published row-level table carries them: each at three significant figures, under its name. -#}
+{% macro published_amounts(columns) -%}
+    {%- for c in columns %}
+    {{ significant_round(c) }} as {{ c }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
 {#- An amount rounded to the nearest point of the common 1-2-5 grid (1, 2, 5, 10, 20, 50 … × 10^n),
     nearest on a log scale (the boundaries are the geometric means: 1.41, 3.16, 7.07): a limit of
     CNY 1,999,999.97 converted from another currency is 2,000,000 like the ladders written in CNY, so

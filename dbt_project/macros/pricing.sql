@@ -46,7 +46,7 @@
     policy and month with an earned day (earned_days, earned_premium rounded to the fen, the policy's
     segment, insurer_id, insured_key) — each followed by a comma. -#}
 {% macro earned_policy_months() -%}
-policies as not materialized (
+policies as (
     select
         policies.policy_key,
         policies.inception_date,
@@ -73,7 +73,7 @@ months as (
     group by month_start
 ),
 
-earned as not materialized (
+earned as (
     select
         policies.*,
         months.month_start,
@@ -87,7 +87,7 @@ earned as not materialized (
         and policies.expiry_date > months.month_start
 ),
 
-earned_rows as not materialized (
+earned_rows as (
     select
         *,
         round(cast(written_premium_cny as decimal(38, 6)) * earned_days / term_days, 2) as earned_premium

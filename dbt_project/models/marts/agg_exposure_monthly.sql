@@ -6,7 +6,7 @@
 -- the month. Months run from the first inception to the data cut-off (the latest valuation date).
 with {{ earned_policy_months() }}
 
-written_rows as not materialized (
+written_rows as (
     select * from earned_rows where {{ month_of('inception_date') }} = month_start
 ),
 

@@ -9,7 +9,7 @@ with claims as (
     where claims.occurred_date is not null
 ),
 
-valuations as not materialized (
+valuations as (
     select
         claim_key,
         valuation_date,
@@ -30,7 +30,7 @@ grains as (
     select 'quarter', 3
 ),
 
-claim_periods as not materialized (
+claim_periods as (
     select
         claims.*,
         grains.accident_period_type,
@@ -42,7 +42,7 @@ claim_periods as not materialized (
     from claims cross join grains
 ),
 
-evaluations as not materialized (
+evaluations as (
     select
         claim_periods.*,
         dates.date_day as evaluation_date,
@@ -56,7 +56,7 @@ evaluations as not materialized (
         and ({{ dbt.datediff('claim_periods.accident_period_start', 'dates.date_day', 'month') }} + 1) % claim_periods.step_months = 0
 ),
 
-states as not materialized (
+states as (
     select
         evaluations.*,
         valuations.claim_key is not null as is_reported,
@@ -70,7 +70,7 @@ states as not materialized (
         and (valuations.next_valuation_date is null or valuations.next_valuation_date > evaluations.evaluation_date)
 ),
 
-reported as not materialized (
+reported as (
     select *, abs(incurred_cny) as weight from states where is_reported
 ),
 

@@ -133,10 +133,5 @@ select
     latest_valuation_date,
     n_valuations,
     was_reopened,
-    {{ significant_round('paid_indemnity_cny') }} as paid_indemnity_cny,
-    {{ significant_round('paid_expense_cny') }} as paid_expense_cny,
-    {{ significant_round('case_reserve_cny') }} as case_reserve_cny,
-    {{ significant_round('recoveries_cny') }} as recoveries_cny,
-    {{ significant_round('paid_cny') }} as paid_cny,
-    {{ significant_round('incurred_cny') }} as incurred_cny
+    {{ published_amounts(claim_amount_columns()) }}
 from published
