@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quality.gate import ADMITTED
+
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
@@ -92,7 +94,6 @@ BUSINESS_COLUMNS = (
     "recoveries_cny", "paid_cny", "incurred_cny", "submission_id",
 )
 RUN_COLUMNS = ("ingested_at", "changed_at", "loaded_by_invocation")
-ADMITTED = ("passed", "released")
 
 
 @dataclass(frozen=True)

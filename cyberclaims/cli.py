@@ -12,8 +12,6 @@ import click
 
 from cyberclaims import settings
 
-BUILD_DECISION_OP = "transformation__build_inputs"  # decides whether the marts need building
-
 
 def _shown(text) -> str:
     """Text that came with a submission (a file name, an error quoting its headers) as the terminal shows it:
@@ -37,6 +35,9 @@ def main(verbose: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # dbt resolves a relative path against its project folder, the pipeline against this directory: both get
+    # the absolute path, so the warehouse resource and dbt's profile name the same file.
+    settings.absolute_path_variables()
 
 
 @main.command()
@@ -101,13 +102,17 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
 
     from orchestration.definitions import defs
     from orchestration.defs.resources import REBUILD_TAG
+    from orchestration.defs.transformation.assets import BUILD_INPUTS
     from orchestration.runs import PoolWaitTimeout, execute_job
 
-    job = defs.resolve_job_def(job_name)
+    definitions = defs()
+    job = definitions.resolve_job_def(job_name)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    decides = BUILD_DECISION_OP in job.graph.node_dict
+    # The op that decides whether the marts need building, named as the definitions name it.
+    decision_op = definitions.resolve_assets_def(BUILD_INPUTS).op.name
+    decides = decision_op in job.graph.node_dict
     if rebuild and decides:
-        run_config["ops"] = {BUILD_DECISION_OP: {"config": {"rebuild": True}}}
+        run_config["ops"] = {decision_op: {"config": {"rebuild": True}}}
     started = time.perf_counter()
     # Runs whose process died are marked failed and their writer-pool slot freed first; the wait for the
     # pool is bounded by CYBERCLAIMS_POOL_WAIT_SECONDS (orchestration.runs).
@@ -118,7 +123,7 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
             raise click.ClickException(str(exc)) from None
     click.echo(f"Run {result.run_id} of job '{job_name}': {'SUCCESS' if result.success else 'FAILURE'} "
                f"in {time.perf_counter() - started:.1f}s")
-    if result.success and decides and not result.asset_materializations_for_node(BUILD_DECISION_OP):
+    if result.success and decides and not result.asset_materializations_for_node(decision_op):
         click.echo("Nothing new since the published version (same submissions, gate decisions and dbt project): "
                    "dbt build, publication, feedback and regulator pack skipped (--rebuild forces them).")
     with dg.DagsterInstance.get() as instance:
@@ -130,9 +135,10 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
 
 def _print_held_publication(instance, run_id: str) -> None:
     """When the run's publication was held by the difference rule (README, Privacy), say why."""
-    import dagster as dg
 
-    event = instance.get_latest_materialization_event(dg.AssetKey(["published", "sector_claims"]))
+    from orchestration.defs.publication import PUBLISHED_KEY
+
+    event = instance.get_latest_materialization_event(PUBLISHED_KEY)
     if event is None or event.run_id != run_id:
         return
     held = event.asset_materialization.metadata.get("held")
@@ -367,20 +373,22 @@ def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
-    from orchestration.defs.regulator import REGULATOR_JOB
+    from orchestration.defs.regulator import PACK_KEY, REGULATOR_JOB
 
+    definitions = defs()
+    pack_op = definitions.resolve_assets_def(PACK_KEY).op.name
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(REGULATOR_JOB).execute_in_process(
+        result = definitions.resolve_job_def(REGULATOR_JOB).execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"ops": {"regulator__pilot_statistics": {"config": {
+            run_config={"ops": {pack_op: {"config": {
                 "quarter": quarter, "rules_file": str(Path(rules_file).resolve()) if rules_file else None}}}},
         )
         if not result.success:
             errors = [_root_cause(e.event_specific_data.error) for e in result.all_events
                       if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
             raise click.ClickException("; ".join(errors) or f"run {result.run_id} failed")
-        metadata = result.asset_materializations_for_node("regulator__pilot_statistics")[0].metadata
+        metadata = result.asset_materializations_for_node(pack_op)[0].metadata
     folder = settings.paths().regulator / metadata["quarter"].value
     click.echo(f"Regulator pack {metadata['quarter'].value} (data cut-off {metadata['data_cutoff'].value}, "
                f"publication version {metadata['publication_version'].value}, "

@@ -58,6 +58,17 @@ class Paths:
         return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster_home")
 
 
+PATH_VARIABLES = ("CYBERCLAIMS_DATA_DIR", "CYBERCLAIMS_DUCKDB")
+
+
+def absolute_path_variables() -> None:
+    """Make the path variables absolute for this process and its children (the CLI's entry point)."""
+    for variable in PATH_VARIABLES:
+        value = os.environ.get(variable)
+        if value and not Path(value).is_absolute():
+            os.environ[variable] = str(Path(value).resolve())
+
+
 def paths() -> Paths:
     return Paths(Path(os.environ.get("CYBERCLAIMS_DATA_DIR") or PROJECT_ROOT / "data").resolve())
 

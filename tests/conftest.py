@@ -8,6 +8,7 @@ without a profile never breaks the suite.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,12 @@ from cyberclaims.sample.render import DefectRates
 from ingestion import warehouse
 from ingestion.pseudonymize import Pseudonymizer
 from orchestration.defs.ingestion import build_defs
-from orchestration.defs.resources import LandingZoneResource, PseudonymizationResource, WarehouseResource
+from orchestration.defs.resources import (
+    DataZoneResource,
+    LandingZoneResource,
+    PseudonymizationResource,
+    WarehouseResource,
+)
 from orchestration.defs.transformation import build_dbt_assets
 from orchestration.defs.transformation.project import dbt_project, prepare_manifest
 
@@ -67,6 +73,13 @@ class IngestedSample:
     def con(self):
         return warehouse.connect(self.warehouse_path, read_only=True)
 
+    def scratch_copy(self, destination: Path) -> Path:
+        """A copy of the sample warehouse at `destination` (folders created) for a test to change: the
+        session's warehouse itself is shared by every test of the worker."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.warehouse_path, destination)
+        return destination
+
     def pseudonymizer(self) -> Pseudonymizer:
         return Pseudonymizer(TEST_SECRET.encode())
 
@@ -77,9 +90,25 @@ def make_resources(data_dir: Path, database: Path) -> dict:
     return {
         "dbt": DbtCliResource(project_dir=dbt_project()),
         "warehouse": WarehouseResource(database_path=str(database)),
+        "zone": DataZoneResource(data_dir=str(data_dir)),
         "landing": LandingZoneResource(path=str(data_dir / "landing")),
         "pseudonymization": PseudonymizationResource(demo_key_file=str(data_dir / "secrets" / "hmac.key")),
     }
+
+
+def materialize(assets, resources: dict, **kwargs) -> dg.ExecuteInProcessResult:
+    """dg.materialize with dbt's profile pointed at the resources' warehouse (CYBERCLAIMS_DUCKDB, as the
+    entry points set it): the dbt assets refuse to run when the two name different files."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CYBERCLAIMS_DUCKDB", resources["warehouse"].database_path)
+        return dg.materialize(assets, resources=resources, **kwargs)
+
+
+def publication_assets() -> list[dg.AssetsDefinition]:
+    """The published database and the insurers' feedback, as the definitions build them."""
+    from orchestration.defs.publication import build_publication_assets
+
+    return build_publication_assets()
 
 
 def ingestion_assets() -> list:
@@ -116,7 +145,7 @@ def sample(tmp_path_factory) -> IngestedSample:
     summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)))
     database = data_dir / "warehouse" / "test.duckdb"
     resources = make_resources(data_dir, database)
-    result = dg.materialize(all_assets(), resources=resources)
+    result = materialize(all_assets(), resources)
     assert result.success
     return IngestedSample(data_dir, data_dir / "landing", data_dir / "truth", database, summary, resources)
 

@@ -5,19 +5,51 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import dagster as dg
 
 from cyberclaims.sample.profiles import sample_insurers
+from cyberclaims.settings import PROJECT_ROOT
 from ingestion.config import load_all_configs
 from ingestion.pipeline import content_hash
 from orchestration.defs.ingestion import build_defs
 from orchestration.defs.ingestion.assets import asset_key
 from orchestration.defs.resources import WRITER_POOL, LandingZoneResource
+from tests.conftest import materialize
+
+
+def load_definitions() -> dg.Definitions:
+    from orchestration.definitions import defs
+
+    return defs()
+
+
+def test_importing_the_code_location_reads_no_manifest_config_or_data():
+    """The definitions are built when Dagster loads them (@dg.definitions), not at import: importing the
+    module opens no dbt manifest, no insurer config and nothing of the data zone."""
+    code = (
+        "import sys\n"
+        "opened = []\n"
+        "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
+        "import orchestration.definitions\n"
+        "import json; print(json.dumps(opened))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, env={**os.environ, "CYBERCLAIMS_DATA_DIR": "/nonexistent/data"}).stdout
+    opened = json.loads(out.strip().splitlines()[-1])
+    assert len(opened) > 10  # the hook saw the imports' own files
+    read = [p for p in opened if "site-packages" not in p and (
+        p.startswith(str(PROJECT_ROOT / "dbt_project")) or p.endswith((".yaml", ".yml", ".json", ".duckdb")))]
+    assert read == []
+    from orchestration.definitions import defs
+
+    assert isinstance(defs(), dg.Definitions)
 
 
 def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
@@ -37,7 +69,7 @@ def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
 
 def test_materialization_reports_counts(sample):
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(build_defs().assets, resources=sample.resources, instance=instance)
+        result = materialize(build_defs().assets, sample.resources, instance=instance)
         assert result.success
         for insurer_id in sample_insurers():
             event = instance.get_latest_materialization_event(asset_key(insurer_id))
@@ -50,7 +82,7 @@ def test_materialization_reports_counts(sample):
 def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample):
     landing = tmp_path / "landing"
     shutil.copytree(sample.landing / "dongfang_pc", landing / "dongfang_pc")
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     sensor = defs.resolve_sensor_def("landing_sensor")
     resources = {"landing": LandingZoneResource(path=str(landing))}
@@ -94,7 +126,7 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
 
 
 def test_one_lineage_graph_from_every_insurer_to_the_marts():
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     graph = defs.resolve_asset_graph()
     marts = {k for k in graph.get_all_asset_keys() if k.path[0] == "marts"}
@@ -124,7 +156,7 @@ def test_dbt_build_args():
 
 
 def test_dbt_models_are_keyed_and_grouped_by_layer():
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     graph = defs.resolve_asset_graph()
     stg = graph.get(dg.AssetKey(["staging", "stg_raw__policies"]))
@@ -134,7 +166,7 @@ def test_dbt_models_are_keyed_and_grouped_by_layer():
 
 
 def test_monthly_schedule_runs_the_whole_cycle():
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     schedule = defs.resolve_schedule_def("monthly_cycle_schedule")
     assert schedule.cron_schedule == "0 6 3 * *" and schedule.job_name == "monthly_cycle"
@@ -143,7 +175,7 @@ def test_monthly_schedule_runs_the_whole_cycle():
 
 
 def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
-    from orchestration.definitions import defs
+    defs = load_definitions()
 
     pack = dg.AssetKey(["regulator", "pilot_statistics"])
     assert pack in defs.resolve_job_def("monthly_cycle").asset_layer.executable_asset_keys
@@ -168,3 +200,19 @@ def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):
     model = project / "models" / "marts" / "fct_claims.sql"
     model.write_text(model.read_text() + "\n-- changed\n")
     assert dbt_source_fingerprint(project) != before
+
+
+def test_a_dbt_build_whose_profile_names_another_warehouse_stops_before_dbt_starts(sample, tmp_path, monkeypatch):
+    """The warehouse resource and dbt's profile (CYBERCLAIMS_DUCKDB) must name one file: otherwise the marts
+    would be built into another warehouse than the one the run records and publishes."""
+    from orchestration.defs.transformation import build_dbt_assets
+    from tests.conftest import make_resources
+
+    db = sample.scratch_copy(tmp_path / "data" / "warehouse" / "wh.duckdb")
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    monkeypatch.setenv("CYBERCLAIMS_DUCKDB", str(elsewhere))
+    result = dg.materialize([build_dbt_assets()], resources=make_resources(tmp_path / "data", db), raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert f"dbt's profile names {elsewhere}" in failure and str(db) in failure
+    assert not elsewhere.exists()

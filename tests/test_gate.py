@@ -19,6 +19,7 @@ import pytest
 from ingestion.config import load_all_configs
 from ingestion.manifest import manifest_path
 from ingestion.pipeline import content_hash
+from tests.conftest import materialize, publication_assets
 
 
 def gate_rows(con) -> dict[str, tuple[str, list[str], dict]]:
@@ -121,14 +122,14 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     planted non-reconciling submission from the CLI and rejects January through the Dagster review
     job; the next cycle publishes the released one."""
     from orchestration.defs.ingestion.gate import review_submission_job
-    from orchestration.defs.publication.assets import insurer_feedback, sector_claims_db
+    sector_claims_db, insurer_feedback = publication_assets()
     from tests.conftest import all_assets, make_resources
 
     configs = load_all_configs()
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "cyberclaims.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
     landing = data_dir / "landing"
     dongfang, tianfu = configs["dongfang_pc"], configs["tianfu_digital"]
@@ -139,9 +140,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
 
     cycle = [*all_assets(), sector_claims_db, insurer_feedback]
     resources = make_resources(data_dir, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
-        first = dg.materialize(cycle, resources=resources, raise_on_error=False)
+    first = materialize(cycle, resources, raise_on_error=False)
     assert first.success, "a held submission does not stop the cycle"
     checks = {e.asset_key.path[-1]: e for e in first.get_asset_check_evaluations() if e.check_name == "submission_gate"}
     assert not checks["dongfang_pc_submissions"].passed
@@ -213,16 +212,14 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     again = cli("release", planted_id[:12], "--note", "released twice")
     assert again.returncode != 0 and "not held" in again.stderr
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
-        review = review_submission_job.execute_in_process(
-            run_config={"ops": {"review_held_submission": {"config": {
-                "submission_id": bad_id, "action": "reject", "reviewer": "actuary on duty",
-                "note": "extraction error confirmed; corrected file follows"}}}},
-            resources={"warehouse": resources["warehouse"]},
-        )
-        assert review.success
-        second = dg.materialize(cycle, resources=resources, raise_on_error=False)
+    review = review_submission_job.execute_in_process(
+        run_config={"ops": {"review_held_submission": {"config": {
+            "submission_id": bad_id, "action": "reject", "reviewer": "actuary on duty",
+            "note": "extraction error confirmed; corrected file follows"}}}},
+        resources={"warehouse": resources["warehouse"]},
+    )
+    assert review.success
+    second = materialize(cycle, resources, raise_on_error=False)
     assert second.success
     with duckdb.connect(str(db), read_only=True) as con:
         gate = gate_rows(con)
@@ -267,7 +264,7 @@ def test_a_suite_that_raises_stops_the_gate_without_deciding_anything(sample, tm
     from quality.gate import SUITES_DIR, GateError, SuiteRunner, evaluate_insurer
 
     db = tmp_path / "wh.duckdb"
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     suites = tmp_path / "suites"
     shutil.copytree(SUITES_DIR, suites)
     doc = json.loads((suites / "claim_valuation.json").read_text(encoding="utf-8"))
@@ -298,9 +295,9 @@ def test_a_gate_that_cannot_decide_blocks_everything_downstream(sample, tmp_path
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "wh.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
-    result = dg.materialize(ingestion_assets(), resources=make_resources(data_dir, db), raise_on_error=False)
+    result = materialize(ingestion_assets(), make_resources(data_dir, db), raise_on_error=False)
     evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == "submission_gate"]
     assert evaluations and all(not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations)
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
@@ -387,16 +384,14 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "wh.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
     landing = data_dir / "landing"
     jan = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202501.csv", 1, paid_factor=10,
                                           in_expense=True))
     feb = content_hash(_next_month_claims(landing, dongfang, "claims_202412.csv", "claims_202502.csv", 2, paid_factor=10,
                                           in_expense=True))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
-        assert dg.materialize(ingestion_assets(), resources=make_resources(data_dir, db), raise_on_error=False).success
+    assert materialize(ingestion_assets(), make_resources(data_dir, db), raise_on_error=False).success
 
     with duckdb.connect(str(db)) as con:
         gate = gate_rows(con)

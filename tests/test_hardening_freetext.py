@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 
 import duckdb
 import polars as pl
@@ -217,7 +216,7 @@ def _admitted_row(con, table: str, where: str) -> tuple:
 
 def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sample, published, tmp_path):  # noqa: F811
     broken = tmp_path / "broken.duckdb"
-    shutil.copy(sample.warehouse_path, broken)
+    sample.scratch_copy(broken)
     with duckdb.connect(str(broken)) as con:
         # A USCC in one policy's pilot code, written into raw and the mart after ingestion, bypassing its checks.
         policy_sid, policy_insurer, rowid = _admitted_row(
@@ -281,7 +280,7 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
 def test_an_identity_no_submission_carries_is_said_to_come_from_the_project(sample, published, tmp_path,  # noqa: F811
                                                                             table, column):
     broken = tmp_path / "broken.duckdb"
-    shutil.copy(sample.warehouse_path, broken)
+    sample.scratch_copy(broken)
     with duckdb.connect(str(broken)) as con:
         # Into the mart published as that table (pub_*).
         con.execute(f"UPDATE marts.pub_{table} SET {column} = ? WHERE rowid = 0", [OTHER_INSURER])

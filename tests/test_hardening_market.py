@@ -234,7 +234,7 @@ def workspace(sample, tmp_path) -> Workspace:
     """A data directory of its own: a copy of the sample's warehouse and landing zone, no Dagster instance yet."""
     data_dir = tmp_path / "data"
     (data_dir / "warehouse").mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, data_dir / "warehouse" / "cyberclaims.duckdb")
+    sample.scratch_copy(data_dir / "warehouse" / "cyberclaims.duckdb")
     shutil.copytree(sample.landing, data_dir / "landing")
     return Workspace(data_dir, data_dir / "warehouse" / "cyberclaims.duckdb")
 

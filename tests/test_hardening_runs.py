@@ -105,7 +105,7 @@ def test_the_daemon_sensor_reaps_a_dead_run_without_waiting_for_the_next_cli_run
     from orchestration.definitions import defs
     from orchestration.runs import build_dead_run_sensor
 
-    assert defs.resolve_sensor_def("dead_run_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs().resolve_sensor_def("dead_run_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     holder, dead_run, _ = start_holder(env, hold=600)
     with instance_of(env) as instance:
         sensor = build_dead_run_sensor()

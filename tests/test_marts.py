@@ -9,13 +9,12 @@ import subprocess
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 
-import dagster as dg
 import duckdb
 import polars as pl
 import pytest
 
 from ingestion.taxonomy import SEEDS_DIR
-from tests.conftest import all_assets, make_resources
+from tests.conftest import all_assets, make_resources, materialize
 
 CENT = Decimal("0.01")
 
@@ -100,7 +99,7 @@ def test_unmapped_codes_model_is_empty_on_the_sample(sample):
 def test_a_code_the_taxonomy_no_longer_knows_shows_up_as_unmapped(sample, tmp_path):
     """A row loaded under an older taxonomy (here: written straight to raw) surfaces per insurer."""
     db = tmp_path / "wh.duckdb"
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     with duckdb.connect(str(db)) as con:
         con.execute("""
             INSERT INTO raw.policies
@@ -152,11 +151,11 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
     assert held_back, f"no file of month {last_month}"
     db = data_dir / "warehouse" / "wh.duckdb"
     resources = make_resources(data_dir, db)
-    assert dg.materialize(all_assets(), resources=resources).success
+    assert materialize(all_assets(), resources).success
 
     for path, target in held_back:
         shutil.copy(path, target)
-    assert dg.materialize(all_assets(), resources=resources).success
+    assert materialize(all_assets(), resources).success
 
     with duckdb.connect(str(db), read_only=True) as con:
         new_raw = con.execute(
@@ -198,7 +197,7 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
     with duckdb.connect(str(db)) as con:
         assert incremental_project(con) == dbt_source_fingerprint()
         con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'built with an older project'")
-    assert dg.materialize(all_assets(), resources=resources).success
+    assert materialize(all_assets(), resources).success
     with duckdb.connect(str(db), read_only=True) as con:
         invocations = con.execute("SELECT DISTINCT loaded_by_invocation FROM marts.fct_claim_valuations").fetchall()
         assert len(invocations) == 1 and invocations[0][0] != last_invocation, "every row rebuilt by one invocation"

@@ -9,7 +9,6 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -21,6 +20,7 @@ from ingestion import contract as c
 from ingestion import warehouse
 from ingestion.config import CONFIG_DIR, load_config
 from ingestion.pipeline import content_hash, ingest_insurer
+from tests.conftest import materialize, publication_assets
 from tests.test_ingestion_truth import expected_frame
 
 POLICY_HEADER = "PolicyNo;InsuredUSCC;Region;Sector;Product;Sections;From;To;Limit EUR;Premium EUR"
@@ -230,13 +230,13 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
     succeeds, the broken insurer's asset reports its config error, the crash file is rejected with its error,
     and the published version holds every other insurer's submissions, Tianfu's other new file included."""
     import ingestion.readers as readers
-    from orchestration.defs.publication.assets import sector_claims_db
+    sector_claims_db, _ = publication_assets()
     from tests.conftest import all_assets, make_resources
 
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "cyberclaims.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
     configs = tmp_path / "configs"
     shutil.copytree(CONFIG_DIR, configs)
@@ -264,8 +264,7 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
 
     monkeypatch.setattr(readers, "read_parquet", fragile)
     monkeypatch.setenv("CYBERCLAIMS_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
-    result = dg.materialize([*all_assets(), sector_claims_db], resources=make_resources(data_dir, db), raise_on_error=False)
+    result = materialize([*all_assets(), sector_claims_db], make_resources(data_dir, db), raise_on_error=False)
     assert result.success, "one insurer's broken config or crashing file never stops the cycle"
 
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}

@@ -26,7 +26,7 @@ from publication.publish import (
     published_version,
     rollback,
 )
-from tests.conftest import significant
+from tests.conftest import materialize, publication_assets, significant
 
 
 def digest(path: Path) -> str:
@@ -90,7 +90,7 @@ def test_a_failing_check_publishes_nothing(sample, published, tmp_path, value, f
     """A clear unified social credit code or an insurer's name in a mart: the audit fails, version 1
     stays byte-identical."""
     broken = tmp_path / "broken.duckdb"
-    shutil.copy(sample.warehouse_path, broken)
+    sample.scratch_copy(broken)
     with duckdb.connect(str(broken)) as con:
         # The mart the published fct_policies is copied from (its generalised form).
         source = next(t.source for t in tables() if t.name == "fct_policies")
@@ -105,7 +105,7 @@ def test_a_failing_check_publishes_nothing(sample, published, tmp_path, value, f
 
 def test_a_mart_that_shrinks_too_much_is_not_published(sample, published, tmp_path):
     shrunk = tmp_path / "shrunk.duckdb"
-    shutil.copy(sample.warehouse_path, shrunk)
+    sample.scratch_copy(shrunk)
     with duckdb.connect(str(shrunk)) as con:
         # fct_claims is published from pub_fct_claims (meta publish_as).
         con.execute("DELETE FROM marts.pub_fct_claims WHERE rowid % 2 = 0")
@@ -195,14 +195,14 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
     published."""
     import dagster as dg
 
-    from orchestration.defs.publication.assets import sector_claims_db
+    sector_claims_db, _ = publication_assets()
     from orchestration.defs.transformation import build_dbt_assets
     from tests.conftest import make_resources
 
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "wh.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(published, data_dir / "published")
     with duckdb.connect(str(db)) as con:
         # A row of a published submission changed in place; the full rebuild after a project change reads it.
@@ -212,11 +212,7 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
                 SELECT (submission_id, claim_key, valuation_date) FROM marts.fct_claim_valuations LIMIT 1)""")
         con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'an older project'")
     before = digest(data_dir / "published" / PUBLISHED_NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CYBERCLAIMS_DATA_DIR", str(data_dir))
-        result = dg.materialize(
-            [build_dbt_assets(), sector_claims_db], resources=make_resources(data_dir, db), raise_on_error=False
-        )
+    result = materialize([build_dbt_assets(), sector_claims_db], make_resources(data_dir, db), raise_on_error=False)
     assert not result.success
     failed_checks = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert "assert_claim_valuation_dates_in_order" in failed_checks, failed_checks

@@ -19,6 +19,7 @@ from regulator.disclosure import CARRIED, SECONDARY, TOTAL, DisclosureRules
 from regulator.model import MEASURE_BY_CODE, SUPPRESSED, TOTAL_CODE, Pack
 from regulator.pack import GROUPS, PackConfig, build_pack, load_config, write_pack
 from regulator.statistics import PackError, quarter_period, ytd_period
+from tests.conftest import materialize
 from tests.pack_checks import check_csvs, check_json, check_report, check_workbook
 
 QUARTER, PREVIOUS = "2024Q4", "2024Q3"  # the sample runs 2022-01 to 2024-12
@@ -73,23 +74,20 @@ def test_a_quarter_without_complete_data_is_refused_with_a_reason(sample, tmp_pa
 
 def test_the_cycle_builds_no_pack_before_the_first_complete_quarter_but_an_asked_quarter_fails(sample, tmp_path):
     """A market in its first months: the latest complete quarter precedes every policy."""
-    import shutil
-
-    import dagster as dg
 
     from orchestration.defs.regulator.assets import regulator_pack
     from tests.conftest import make_resources
 
     warehouse = tmp_path / "warehouse" / "young.duckdb"
     warehouse.parent.mkdir()
-    shutil.copy(sample.warehouse_path, warehouse)
+    sample.scratch_copy(warehouse)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update marts.fct_policies set inception_date = DATE '2025-01-01'")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CYBERCLAIMS_DATA_DIR", str(tmp_path))
         resources = make_resources(tmp_path, warehouse)
-        cycle = dg.materialize([regulator_pack], resources=resources)
-        asked = dg.materialize([regulator_pack], resources=resources, raise_on_error=False, run_config={
+        cycle = materialize([regulator_pack], resources)
+        asked = materialize([regulator_pack], resources, raise_on_error=False, run_config={
             "ops": {"regulator__pilot_statistics": {"config": {"quarter": QUARTER}}}})
     assert cycle.success and not cycle.get_asset_materialization_events()
     assert not (tmp_path / "regulator").exists()
@@ -103,13 +101,12 @@ def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_pat
     manifest records the inputs of the build it was published from; a warehouse rebuilt from other
     inputs since (a new submission admitted, one revoked) is refused, and so is a version that does
     not record them."""
-    import shutil
 
     from orchestration.defs.transformation.project import dbt_project
     from publication.publish import publication_metadata, publish, published_tables_from_manifest
 
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(sample.warehouse_path, warehouse)
+    sample.scratch_copy(warehouse)
     published = tmp_path / "published"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         extra = publication_metadata(con, dbt_project().project_dir)

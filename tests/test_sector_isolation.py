@@ -41,7 +41,7 @@ from quality.gate import (
     not_delivered_columns,
     review,
 )
-from tests.conftest import ingestion_assets, make_resources
+from tests.conftest import ingestion_assets, make_resources, materialize, publication_assets
 
 LINEAGE = {"insurer_id", "submission_id"}
 
@@ -72,13 +72,11 @@ class Workspace:
 
     def cycle(self, *, ingest: bool = False) -> dg.ExecuteInProcessResult:
         """dbt build and tests, publication and feedback (and ingestion with its gate, if asked)."""
-        from orchestration.defs.publication.assets import insurer_feedback, sector_claims_db
+        sector_claims_db, insurer_feedback = publication_assets()
         from orchestration.defs.transformation import build_dbt_assets
 
         assets = [*(ingestion_assets() if ingest else []), build_dbt_assets(), sector_claims_db, insurer_feedback]
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("CYBERCLAIMS_DATA_DIR", str(self.data_dir))
-            return dg.materialize(assets, resources=self.resources, raise_on_error=False)
+        return materialize(assets, self.resources, raise_on_error=False)
 
     def cli(self, *args: str):
         from cyberclaims.cli import main
@@ -101,7 +99,7 @@ def workspace(sample, tmp_path) -> Workspace:
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "cyberclaims.duckdb"
     db.parent.mkdir(parents=True)
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
     return Workspace(data_dir, db)
 
@@ -173,9 +171,7 @@ def test_paid_that_falls_against_the_admitted_history_is_held_at_the_gate(sample
     january = content_hash(deliver_claims(landing, dongfang, "claims_202412.csv", "claims_202501.csv", 0.5,
                                           (date(2024, 12, 31), date(2025, 1, 31))))
     june = content_hash(deliver_claims(landing, dongfang, "claims_202406.csv", "claims_202406_corrected.csv", 3))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CYBERCLAIMS_DATA_DIR", str(workspace.data_dir))
-        assert dg.materialize(ingestion_assets(), resources=workspace.resources, raise_on_error=False).success
+    assert materialize(ingestion_assets(), workspace.resources, raise_on_error=False).success
 
     # The truth: the canonical rows the generator delivered, without defects, from files the gate admits.
     admitted = sample.admitted_truth("claim_valuation").filter(pl.col("insurer_id") == "dongfang_pc")
@@ -276,7 +272,7 @@ def test_every_blocking_test_on_a_model_with_lineage_returns_its_insurer_and_sub
     model it reads) has insurer_id and submission_id returns both with its failing rows. The row-grain
     marts have lineage; the tests without it are on seeds and aggregates."""
     db = tmp_path / "wh.duckdb"
-    shutil.copy(sample.warehouse_path, db)
+    sample.scratch_copy(db)
     target = tmp_path / "target"
     compiled = subprocess.run(
         [f"{sys.prefix}/bin/dbt", "compile", "--select", "resource_type:test", "--project-dir", str(DBT_PROJECT_DIR),

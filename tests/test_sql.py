@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -145,7 +144,7 @@ def test_the_internal_warehouse_needs_internal_and_a_session_on_it_never_blocks_
     import duckdb
 
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(sample.warehouse_path, warehouse)
+    sample.scratch_copy(warehouse)
     refused = sql(warehouse, "-c", "SELECT count(*) FROM raw.submissions")
     assert refused.returncode != 0 and "internal warehouse" in refused.stderr and "--internal" in refused.stderr
     with sample.con() as con:

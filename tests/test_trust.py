@@ -263,7 +263,6 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
     not published (it would show that insurer's rows to anyone who kept the previous version); the change
     waits, and goes out once changes from >= 3 insurers, none above 85 %, hide it. A revocation is published
     at once. The manifest records the difference."""
-    import shutil
 
     from orchestration.defs.transformation.project import dbt_project
     from publication.publish import (
@@ -277,7 +276,7 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
     from quality.gate import review
 
     warehouse = tmp_path / "wh.duckdb"
-    shutil.copyfile(sample.warehouse_path, warehouse)
+    sample.scratch_copy(warehouse)
     out = tmp_path / "published"
     tables = published_tables_from_manifest(dbt_project().manifest_path)
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -339,7 +338,6 @@ def test_an_amount_converted_at_one_rate_is_refused_to_the_fen_and_published_on_
     """The fen of an amount converted from another currency are that insurer's (a EUR 2,200 reserve is
     CNY 17,099.99 on every claim so reserved): the audit refuses a published row-level amount with more
     than three significant figures; the published amounts are the warehouse's at three."""
-    import shutil
 
     from orchestration.defs.transformation.project import dbt_project
     from publication.publish import PublicationCheckFailed, publish, published_tables_from_manifest
@@ -352,7 +350,7 @@ def test_an_amount_converted_at_one_rate_is_refused_to_the_fen_and_published_on_
     assert sum(v != significant(v) for v in exact.values()) > len(exact) / 2  # the warehouse keeps the fen
 
     warehouse = tmp_path / "wh.duckdb"
-    shutil.copyfile(sample.warehouse_path, warehouse)
+    sample.scratch_copy(warehouse)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("""UPDATE marts.pub_fct_claim_valuations SET case_reserve_cny = 17099.99
                        WHERE claim_key IN (SELECT claim_key FROM marts.pub_fct_claim_valuations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 
-import dagster as dg
 import polars as pl
 import pytest
 
@@ -13,7 +12,7 @@ from ingestion import warehouse
 from ingestion.config import load_all_configs
 from ingestion.pipeline import ingest_file, ingest_insurer
 from ingestion.pseudonymize import USCC_CHARSET
-from tests.conftest import TEST_SECRET, ingestion_assets
+from tests.conftest import TEST_SECRET, ingestion_assets, materialize
 
 _SET = re.escape(USCC_CHARSET)
 # An 18-character token shaped like a unified social credit code (keys are 64-character hex tokens).
@@ -61,7 +60,7 @@ def test_same_insured_at_two_insurers_gets_the_same_key(sample):
 def test_ingesting_again_changes_nothing(sample):
     with sample.con() as con:
         before = warehouse.table_counts(con)
-    result = dg.materialize(ingestion_assets(), resources=sample.resources)
+    result = materialize(ingestion_assets(), sample.resources)
     assert result.success
     with sample.con() as con:
         after = warehouse.table_counts(con)

@@ -1,7 +1,10 @@
-"""Resources shared by every domain: the warehouse file, the landing zone, the HMAC secret."""
+"""Resources shared by every domain: the warehouse file, the data zone's folders, the landing zone, the HMAC
+secret. Configured from the environment when the definitions load (dg.EnvVar where a variable is set), never
+at import; assets read paths from them and never from the environment."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from cyberclaims.settings import paths
+from cyberclaims.settings import Paths, paths
 from ingestion import warehouse
 from ingestion.pseudonymize import Pseudonymizer, load_secret
 
@@ -45,6 +48,33 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
+class DataZoneResource(dg.ConfigurableResource):
+    """The data zone's output folders: the published database, the insurers' feedback, the regulator packs
+    and the bureau's internal audit of them (cyberclaims.settings.Paths under data_dir)."""
+
+    data_dir: str
+
+    @property
+    def zone(self) -> Paths:
+        return Paths(Path(self.data_dir))
+
+    @property
+    def published(self) -> Path:
+        return self.zone.published
+
+    @property
+    def feedback(self) -> Path:
+        return self.zone.feedback
+
+    @property
+    def regulator(self) -> Path:
+        return self.zone.regulator
+
+    @property
+    def regulator_audit(self) -> Path:
+        return self.zone.regulator_audit
+
+
 class LandingZoneResource(dg.ConfigurableResource):
     path: str
 
@@ -62,10 +92,20 @@ class PseudonymizationResource(dg.ConfigurableResource):
         return Pseudonymizer(load_secret(Path(self.demo_key_file)))
 
 
+def _from_env(variable: str, default: Path) -> str | dg.EnvVar:
+    """The variable as a dg.EnvVar when it is set (the UI shows where the value comes from), else the default."""
+    return dg.EnvVar(variable) if os.environ.get(variable) else str(default)
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location, read from the environment when the definitions load:
+    CYBERCLAIMS_DATA_DIR moves the data zone, CYBERCLAIMS_DUCKDB names the warehouse (dbt's profile reads the
+    same variables, so both name the same file)."""
     p = paths()
+    data_dir = _from_env("CYBERCLAIMS_DATA_DIR", p.data_dir)
     return {
-        "warehouse": WarehouseResource(database_path=str(p.warehouse)),
+        "warehouse": WarehouseResource(database_path=_from_env("CYBERCLAIMS_DUCKDB", p.warehouse)),
+        "zone": DataZoneResource(data_dir=data_dir),
         "landing": LandingZoneResource(path=str(p.landing)),
         "pseudonymization": PseudonymizationResource(demo_key_file=str(p.demo_key_file)),
     }

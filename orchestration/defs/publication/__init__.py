@@ -2,8 +2,10 @@
 
 import dagster as dg
 
-from orchestration.defs.publication.assets import insurer_feedback, sector_claims_db
+from orchestration.defs.publication.assets import FEEDBACK_KEY, PUBLISHED_KEY, build_publication_assets
+
+__all__ = ["FEEDBACK_KEY", "PUBLISHED_KEY", "build_defs", "build_publication_assets"]
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[sector_claims_db, insurer_feedback])
+    return dg.Definitions(assets=build_publication_assets())

@@ -1,6 +1,7 @@
-"""The published sector claims database as a Dagster asset downstream of every mart."""
+"""The published sector claims database as a Dagster asset downstream of every mart, and the insurers'
+feedback downstream of it. Built from the dbt manifest when the definitions load (build_publication_assets),
+never at import."""
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -8,9 +9,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from cyberclaims.settings import paths
-from orchestration.defs.resources import REBUILD_TAG, WRITER_POOL, WarehouseResource
-from orchestration.defs.transformation.project import dbt_project, dbt_source_fingerprint
+from orchestration.defs.resources import REBUILD_TAG, WRITER_POOL, DataZoneResource, WarehouseResource
+from orchestration.defs.transformation.project import (
+    WarehouseMismatch,
+    check_dbt_warehouse,
+    dbt_project,
+    dbt_source_fingerprint,
+)
 from publication.feedback import submission_reports, write_feedback
 from publication.publish import (
     PublicationHeld,
@@ -21,25 +26,40 @@ from publication.publish import (
     published_tables_from_manifest,
 )
 
-# Every published table is copied from a dbt mart (its source in
-# publication.publish.published_tables_from_manifest), so the published database depends on each of them.
-MARTS = tuple(t.source for t in published_tables_from_manifest(dbt_project().manifest_path))
+PUBLISHED_KEY = dg.AssetKey(["published", "sector_claims"])
+FEEDBACK_KEY = dg.AssetKey(["feedback", "insurer_reports"])
 
 
-@dg.asset(
-    key=dg.AssetKey(["published", "sector_claims"]),
-    deps=[dg.AssetKey(["marts", m]) for m in MARTS],
-    group_name="publication",
-    kinds={"duckdb", "parquet"},
-    pool=WRITER_POOL,
-    description=(
-        "data/published/sector_claims.duckdb: the versioned, read-only sector claims database. Built as a new "
-        "file holding only the marts (internal columns dropped), audited (no clear identifiers, no insurer "
-        "identity, row counts consistent with the last version), then swapped in atomically."
-    ),
-)
-def sector_claims_db(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource
+def build_publication_assets() -> list[dg.AssetsDefinition]:
+    """The published database and the feedback. Every published table is copied from a dbt mart (its source
+    in publication.publish.published_tables_from_manifest), so the published database depends on each."""
+    marts = sorted({t.source for t in published_tables_from_manifest(dbt_project().manifest_path)})
+    return [_sector_claims_db([dg.AssetKey(["marts", m]) for m in marts]), insurer_feedback]
+
+
+def _sector_claims_db(deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=PUBLISHED_KEY,
+        deps=deps,
+        group_name="publication",
+        kinds={"duckdb", "parquet"},
+        pool=WRITER_POOL,
+        description=(
+            "data/published/sector_claims.duckdb: the versioned, read-only sector claims database. Built as a new "
+            "file holding only the marts (internal columns dropped), audited (no clear identifiers, no insurer "
+            "identity, row counts consistent with the last version), then swapped in atomically."
+        ),
+    )
+    def sector_claims_db(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, zone: DataZoneResource, dbt: DbtCliResource
+    ) -> dg.MaterializeResult:
+        return _publish(context, warehouse, zone, dbt)
+
+    return sector_claims_db
+
+
+def _publish(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, zone: DataZoneResource, dbt: DbtCliResource
 ) -> dg.MaterializeResult:
     project = dbt_project()
     sources = dbt_source_fingerprint(project.project_dir)
@@ -48,14 +68,17 @@ def sector_claims_db(
         """The dbt docs site of this version, as one static page plus its manifest and catalog. It
         describes the project's models and columns (no data), so a version built from the same dbt
         project files reuses the current version's site instead of starting dbt again."""
-        current = paths().published / "catalog"
-        if published_manifest(paths().published).get("dbt_project_fingerprint") == sources and (
+        current = zone.published / "catalog"
+        if published_manifest(zone.published).get("dbt_project_fingerprint") == sources and (
             current / "index.html"
         ).exists():
             shutil.copytree(current.resolve(), target)
             context.log.info("dbt project unchanged since the published version: its docs site is reused")
             return
-        os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
+        try:
+            check_dbt_warehouse(warehouse.path)
+        except WarehouseMismatch as exc:
+            raise dg.Failure(description=str(exc)) from None
         with tempfile.TemporaryDirectory(prefix="cyberclaims-docs-") as tmp:
             dbt.cli(["docs", "generate", "--static"], target_path=Path(tmp), raise_on_error=True).wait()
             target.mkdir(parents=True, exist_ok=True)
@@ -68,7 +91,7 @@ def sector_claims_db(
     try:
         result = publish(
             warehouse.path,
-            paths().published,
+            zone.published,
             published_tables_from_manifest(project.manifest_path),
             extra,
             catalog_builder=build_catalog,
@@ -77,12 +100,12 @@ def sector_claims_db(
     except PublicationHeld as held:
         # Nothing is wrong: the change since the published version is one few insurers made; it waits.
         context.log.warning(str(held))
-        current = published_manifest(paths().published)
+        current = published_manifest(zone.published)
         return dg.MaterializeResult(metadata={
             "version": current.get("version"),
             "published": False,
             "held": next(c.detail for c in held.results if not c.passed),
-            "path": str(paths().published / "sector_claims.duckdb"),
+            "path": str(zone.published / "sector_claims.duckdb"),
             "checks": dg.MetadataValue.json({c.name: c.passed for c in held.results}),
         })
     if result.published:
@@ -95,8 +118,8 @@ def sector_claims_db(
             "version": result.version,
             "published": result.published,
             "path": str(result.path),
-            "parquet": str(paths().published / "parquet"),
-            "catalog": dg.MetadataValue.path(str(paths().published / "catalog" / "index.html")),
+            "parquet": str(zone.published / "parquet"),
+            "catalog": dg.MetadataValue.path(str(zone.published / "catalog" / "index.html")),
             "rows": dg.MetadataValue.json(result.tables),
             "checks": dg.MetadataValue.json({c.name: c.passed for c in result.checks}),
         }
@@ -104,8 +127,8 @@ def sector_claims_db(
 
 
 @dg.asset(
-    key=dg.AssetKey(["feedback", "insurer_reports"]),
-    deps=[sector_claims_db.key],
+    key=FEEDBACK_KEY,
+    deps=[PUBLISHED_KEY],
     group_name="publication",
     kinds={"html", "json"},
     pool=WRITER_POOL,
@@ -115,14 +138,14 @@ def sector_claims_db(
         "Each insurer's folder holds only its own submissions."
     ),
 )
-def insurer_feedback(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def insurer_feedback(warehouse: WarehouseResource, zone: DataZoneResource) -> dg.MaterializeResult:
     with warehouse.reader() as con:
-        reports = submission_reports(con, published_submissions(paths().published))
-    written = write_feedback(reports, paths().feedback)
+        reports = submission_reports(con, published_submissions(zone.published))
+    written = write_feedback(reports, zone.feedback)
     by_insurer: dict[str, int] = {}
     for r in reports:
         by_insurer[r["insurer_id"]] = by_insurer.get(r["insurer_id"], 0) + 1
     return dg.MaterializeResult(
         metadata={"reports": written, "reports_by_insurer": dg.MetadataValue.json(by_insurer),
-                  "folder": str(paths().feedback)}
+                  "folder": str(zone.feedback)}
     )

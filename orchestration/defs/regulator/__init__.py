@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from orchestration.defs.regulator.assets import REGULATOR_JOB, regulator_pack, regulator_pack_job
+from orchestration.defs.regulator.assets import PACK_KEY, REGULATOR_JOB, regulator_pack, regulator_pack_job
 from orchestration.defs.regulator.schedules import quarterly_regulator_schedule
 
-__all__ = ["REGULATOR_JOB", "build_defs"]
+__all__ = ["PACK_KEY", "REGULATOR_JOB", "build_defs"]
 
 
 def build_defs() -> dg.Definitions:

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from cyberclaims.settings import paths
-from orchestration.defs.publication.assets import sector_claims_db
-from orchestration.defs.resources import WRITER_POOL, WarehouseResource
+from orchestration.defs.publication.assets import PUBLISHED_KEY
+from orchestration.defs.resources import WRITER_POOL, DataZoneResource, WarehouseResource
 from regulator.pack import build_pack, check_quarter, load_config, write_pack
 from regulator.statistics import PackError
 
@@ -18,9 +17,12 @@ class RegulatorPackConfig(dg.Config):
     rules_file: str | None = None  # thresholds and bands; default: regulator/pack.yaml
 
 
+PACK_KEY = dg.AssetKey(["regulator", "pilot_statistics"])
+
+
 @dg.asset(
-    key=dg.AssetKey(["regulator", "pilot_statistics"]),
-    deps=[sector_claims_db.key],
+    key=PACK_KEY,
+    deps=[PUBLISHED_KEY],
     group_name="regulator",
     kinds={"excel", "html", "json"},
     # Reads the warehouse: it must not overlap a writer.
@@ -33,7 +35,9 @@ class RegulatorPackConfig(dg.Config):
         "Without a quarter asked for, nothing is built while the data cover no complete quarter yet."
     ),
 )
-def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource):
+def regulator_pack(
+    context: dg.AssetExecutionContext, config: RegulatorPackConfig, warehouse: WarehouseResource, zone: DataZoneResource
+):
     if config.quarter is None:
         try:
             check_quarter(warehouse.path, None)
@@ -48,8 +52,8 @@ def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfi
             context.log.warning(f"no new regulator pack: the publication was held ({held})")
             return
     rules = load_config(Path(config.rules_file)) if config.rules_file else None
-    pack, audit = build_pack(warehouse.path, paths().published, config.quarter, rules)
-    written = write_pack(pack, audit, paths().regulator, paths().regulator_audit)
+    pack, audit = build_pack(warehouse.path, zone.published, config.quarter, rules)
+    written = write_pack(pack, audit, zone.regulator, zone.regulator_audit)
     context.log.info(f"regulator pack {pack.quarter}: {written['workbook']}")
     yield dg.MaterializeResult(
         metadata={
@@ -66,7 +70,7 @@ def regulator_pack(context: dg.AssetExecutionContext, config: RegulatorPackConfi
 
 def _publication_held(context: dg.AssetExecutionContext) -> str | None:
     """Why this run's publication was held, if it was."""
-    event = context.instance.get_latest_materialization_event(sector_claims_db.key)
+    event = context.instance.get_latest_materialization_event(PUBLISHED_KEY)
     if event is None or event.run_id != context.run_id:
         return None
     held = event.asset_materialization.metadata.get("held")

@@ -5,7 +5,6 @@ submissions (quality.gate.attribute_sector_failures); any other failure fails th
 publication."""
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,13 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from cyberclaims.settings import paths
 from orchestration.defs.ingestion.assets import RAW_TABLES
-from orchestration.defs.resources import WRITER_POOL, WarehouseResource
+from orchestration.defs.resources import WRITER_POOL, DataZoneResource, WarehouseResource
 from orchestration.defs.transformation.project import (
+    WarehouseMismatch,
     blocked_message,
     build_failures,
+    check_dbt_warehouse,
     dbt_build_args,
     dbt_project,
     dbt_source_fingerprint,
@@ -103,10 +103,12 @@ def nothing_new_since(published_dir: Path, fingerprint: str) -> int | None:
         "regulator pack, which would come out the same. Config rebuild: true builds anyway."
     ),
 )
-def build_inputs(context: dg.AssetExecutionContext, config: BuildInputsConfig, warehouse: WarehouseResource):
+def build_inputs(
+    context: dg.AssetExecutionContext, config: BuildInputsConfig, warehouse: WarehouseResource, zone: DataZoneResource
+):
     with warehouse.reader() as con:
         fingerprint = inputs_fingerprint(con, dbt_source_fingerprint())
-    version = nothing_new_since(paths().published, fingerprint)
+    version = nothing_new_since(zone.published, fingerprint)
     if version is not None and not config.rebuild:
         context.log.info(
             f"nothing new since published version {version} (same submissions, gate decisions and dbt project): "
@@ -130,8 +132,16 @@ def build_dbt_assets() -> dg.AssetsDefinition:
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR, pool=WRITER_POOL)
     def cyberclaims_dbt(
-        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        config: DbtBuildConfig,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+        zone: DataZoneResource,
     ):
+        try:
+            check_dbt_warehouse(warehouse.path)
+        except WarehouseMismatch as exc:
+            raise dg.Failure(description=str(exc)) from None
         # Recorded here, not taken from build_inputs: the inputs as this build starts (a review may have
         # run in between), and also when the dbt assets are materialized on their own.
         project_fingerprint = dbt_source_fingerprint(project.project_dir)
@@ -143,9 +153,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         full_refresh = config.full_refresh or why_whole is not None
         if full_refresh and not config.full_refresh:
             context.log.info(f"{why_whole}: the incremental models are rebuilt whole (full refresh)")
-        # profiles.yml reads the warehouse path from this variable; the dbt subprocess inherits it.
-        os.environ["CYBERCLAIMS_DUCKDB"] = warehouse.database_path
-        published = set(published_submissions(paths().published))
+        published = set(published_submissions(zone.published))
         held: list[str] = []
         # One insurer never stops the sector: while the build fails only on blocking tests whose failing
         # rows name new submissions, those are held and the marts rebuilt whole without them. Each round

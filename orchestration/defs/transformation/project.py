@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from cyberclaims.settings import PROJECT_ROOT
+from cyberclaims.settings import PROJECT_ROOT, paths
 from quality.gate import SectorTestFailure, SectorVerdict
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -26,11 +27,10 @@ def _dbt_on_path() -> None:
 @cache
 def dbt_project() -> DbtProject:
     _dbt_on_path()
-    # The manifest is prepared by `cyberclaims prepare` (run by ./dev and before every `cyberclaims
-    # run`) or, under `dagster dev`, by prepare_if_dev(); it is never parsed at import time.
-    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()
-    return project
+    # The manifest is prepared by prepare_manifest() when the definitions load (orchestration.definitions) and
+    # by `cyberclaims prepare`: parsed only when the project's files changed, never at import time and never
+    # again in each run worker of `dagster dev` (DbtProject.prepare_if_dev would parse on every load).
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 # What dbt's parse reads: the project's own files (never target/, logs/ or installed packages) and
@@ -55,15 +55,38 @@ def prepare_manifest(project: DbtProject) -> bool:
     files for this warehouse. Returns whether dbt ran (a parse costs 10–15 s of dbt start-up)."""
     from importlib.metadata import version
 
-    stamp_file = project.project_dir / "target" / _SOURCE_STAMP
+    target = project.project_dir / "target"
+    stamp_file = target / _SOURCE_STAMP
     stamp = "\n".join([dbt_source_fingerprint(project.project_dir), os.environ.get("CYBERCLAIMS_DUCKDB", ""),
                        version("dbt-core")])
-    if project.manifest_path.exists() and stamp_file.exists() and stamp_file.read_text(encoding="utf-8") == stamp:
-        return False
-    stamp_file.unlink(missing_ok=True)
-    project.preparer.prepare(project)
-    stamp_file.write_text(stamp, encoding="utf-8")
-    return True
+    target.mkdir(exist_ok=True)
+    # Processes loading the definitions at once (run workers, parallel test workers) parse one at a time; the
+    # others then find the manifest current.
+    with open(target / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if project.manifest_path.exists() and stamp_file.exists() and stamp_file.read_text(encoding="utf-8") == stamp:
+            return False
+        stamp_file.unlink(missing_ok=True)
+        project.preparer.prepare(project)
+        stamp_file.write_text(stamp, encoding="utf-8")
+        return True
+
+
+class WarehouseMismatch(RuntimeError):
+    """dbt's profile would build another warehouse than the one the run's resources name."""
+
+
+def check_dbt_warehouse(warehouse_path: Path) -> None:
+    """dbt reads the warehouse path from the environment (profiles.yml: CYBERCLAIMS_DUCKDB, else the data
+    zone's warehouse, as cyberclaims.settings.Paths.warehouse); a run whose warehouse resource names another
+    file would build the marts elsewhere, so it stops before dbt starts."""
+    expected = Path(warehouse_path).resolve()
+    profile = paths().warehouse.resolve()
+    if profile != expected:
+        raise WarehouseMismatch(
+            f"the warehouse resource is {expected} but dbt's profile names {profile}: set CYBERCLAIMS_DUCKDB "
+            "(or CYBERCLAIMS_DATA_DIR) so both name the same file"
+        )
 
 
 def dbt_build_args(full_refresh: bool = False, select: str | None = None) -> list[str]:
