@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from cyberclaims.sample.profiles import SampleProfile, sample_market
 from ingestion.contract import FIELDS, MONEY_PRECISION, MONEY_SCALE, REVENUE_PRECISION
+from ingestion.pseudonymize import USCC_CHARSET, uscc_check_values
 from ingestion.taxonomy import read_seed
 
 
@@ -44,16 +45,8 @@ class MarketParams:
 
 # --------------------------------------------------------------------------- unified social credit code
 
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ORG_SPACE = 31**9  # nine base-31 characters after '91' and the region code
 _MAX_USCC_BATCH = 2**25  # keeps the affine serial map below 2**63
-
-
-def uscc_check_char(body17: str) -> str:
-    """GB 32100 check character of the first 17 characters of a unified social credit code."""
-    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(body17, USCC_WEIGHTS, strict=True))
-    return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
 def make_uscc(region_codes: np.ndarray, rng: np.random.Generator) -> pl.Series:
@@ -75,8 +68,8 @@ def make_uscc(region_codes: np.ndarray, rng: np.random.Generator) -> pl.Series:
         values[:, 2 + i] = region // 10 ** (5 - i) % 10
     for i in range(9):
         values[:, 8 + i] = serial // 31 ** (8 - i) % 31
-    values[:, 17] = (31 - values[:, :17] @ np.array(USCC_WEIGHTS) % 31) % 31
-    chars = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)[values]
+    values[:, 17] = uscc_check_values(values[:, :17])
+    chars = np.frombuffer(USCC_CHARSET.encode(), dtype=np.uint8)[values]
     return pl.Series(np.ascontiguousarray(chars).view("S18").ravel()).cast(pl.String)
 
 
