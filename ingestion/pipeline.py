@@ -34,15 +34,10 @@ from ingestion.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
-_HASH_CHUNK = 1 << 20
-
 
 def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def landing_files(landing_dir: Path, insurer_id: str) -> list[Path]:

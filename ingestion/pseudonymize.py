@@ -16,10 +16,14 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+# GB 32100-2015: the code set (0–9 and the capitals without I, O, S, V, Z, valued 0–30 in this
+# order) and the weights 3**i mod 31 of the first 17 positions.
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_WEIGHTS = np.array(USCC_WEIGHTS, dtype=np.int64)
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_CHARSET)}
 
 SECRET_ENV = "CYBERCLAIMS_HMAC_KEY"
@@ -36,14 +40,21 @@ def normalize_series(values: pl.Series) -> pl.Series:
     return values.replace_strict({v: normalize_identifier(v) for v in distinct}, default=None, return_dtype=pl.String)
 
 
+def uscc_check_values(values) -> np.ndarray:
+    """The check character's value (0–30) from the values of the first 17 characters: one code (a
+    sequence of 17 values) or one per row of an n × 17 integer array. The one implementation of the
+    check: ingestion validates with it, the sample generator computes its codes with it."""
+    return (31 - np.asarray(values, dtype=np.int64) @ _WEIGHTS % 31) % 31
+
+
 def uscc_check_char(body17: str) -> str | None:
-    total = 0
-    for ch, weight in zip(body17, USCC_WEIGHTS, strict=True):
-        value = _USCC_VALUE.get(ch)
-        if value is None:
-            return None
-        total += value * weight
-    return USCC_CHARSET[(31 - total % 31) % 31]
+    """The check character of a code's first 17 characters; None when one is outside the code set."""
+    if len(body17) != 17:
+        raise ValueError(f"a unified social credit code has 17 characters before its check character, got {body17!r}")
+    values = [_USCC_VALUE.get(ch) for ch in body17]
+    if None in values:
+        return None
+    return USCC_CHARSET[int(uscc_check_values(values))]
 
 
 def is_valid_uscc(code: str) -> bool:

@@ -11,11 +11,11 @@ Written as JSON for machines and HTML for people, to data/feedback/<insurer>/<su
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import duckdb
+import jinja2
 
 from ingestion.contract import REASON_DESCRIPTIONS
 from quality.gate import reason_description
@@ -153,115 +153,20 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _gate_html(gate: dict | None) -> str:
-    e = html.escape
-    if gate is None:
-        return ""
-    reasons = "".join(f"<li><code>{e(r)}</code> — {e(d)}</li>" for r, d in gate["reason_descriptions"].items())
-    decision = ""
-    if gate["decided_by"] and gate["decided_by"] != "gate":
-        decision = f"<p>Decision by {e(gate['decided_by'])} at {e(gate['decided_at'] or '')}: {e(gate['decision_note'] or '')}</p>"
-    drift_rows, recon_rows = "", ""
-    for p in gate["drift_and_reconciliation"]:
-        prev = p.get("previous_submission") or {}
-        m = p.get("measures", {})
-        drift_rows += (
-            f"<tr><td>{e(p['record_type'])}</td><td>{p['rows']['accepted']}</td><td>{e(prev.get('source_file') or '–')}</td>"
-            f"<td>{_fmt(m.get('row_count_ratio'))}</td><td>{_fmt(m.get('premium_ratio'))}</td><td>{_fmt(m.get('paid_ratio'))}</td>"
-            f"<td>{_fmt(m.get('open_share_change'))}</td><td>{_fmt(m.get('quarantine_share'))}</td>"
-            f"<td>{_fmt(m.get('known_policy_share'))}</td></tr>"
-        )
-        for r in p.get("reconciliation", []):
-            recon_rows += (f"<tr><td>{e(p['record_type'])}</td><td>{e(r['measure'])}</td><td>{e(r['counted'])}</td>"
-                           f"<td>{e(r['manifest'] or '–')}</td><td>{e(r['difference'] or '–')}</td></tr>")
-    failed = "".join(
-        f"<tr><td>{e(f['record_type'])}</td><td><code>{e(f['reason'])}</code></td><td>{e(f['describe'])}</td>"
-        f"<td>{e(_fmt(f.get('observed')) if 'observed' in f else str(f.get('unexpected_rows')) + ' rows')}</td>"
-        f"<td><code>{e(json.dumps(f.get('threshold') or f.get('samples') or '', ensure_ascii=False, default=str))}</code></td></tr>"
-        for f in gate["failed_expectations"]
-    )
-    sector = "".join(
-        f"<tr><td><code>{e(t['test'])}</code></td><td>{t['failing_rows']}</td><td>{e(t.get('held_at') or '')}</td>"
-        f"<td><code>{e(json.dumps(t['samples'], ensure_ascii=False, default=str))}</code></td></tr>"
-        for t in gate["sector_tests"]
-    )
-    history = "".join(
-        f"<tr><td>{e(h['at'])}</td><td>{e(h['status'])}</td><td>{e(h['by'] or '')}</td>"
-        f"<td>{e(', '.join(h['reasons']))}</td><td>{e(h['note'] or '')}</td></tr>"
-        for h in gate["history"]
-    )
-    return f"""<h2>数据质量闸门 Submission gate: {e(gate['status'])}</h2>
-{('<ul>' + reasons + '</ul>') if reasons else '<p>Every expectation met.</p>'}{decision}
-<h3>Drift against your previous admitted submission</h3>
-<table><tr><th>record type</th><th>rows accepted</th><th>previous submission</th><th>rows ratio</th><th>premium ratio</th>
-<th>paid ratio</th><th>open-share change</th><th>quarantine share</th><th>policies known</th></tr>{drift_rows}</table>
-<p>Ratios are this submission ÷ the previous one; – = not assessed (fewer than
-{gate['thresholds'].get('drift', {}).get('min_previous_rows', '')} rows, or no previous submission).</p>
-<h3>Reconciliation with your manifest{(' ' + e(gate['manifest_file'])) if gate['manifest_file'] else ''}</h3>
-{('<table><tr><th>record type</th><th>measure</th><th>counted</th><th>manifest</th><th>difference</th></tr>' + recon_rows + '</table>') if recon_rows else '<p>No manifest delivered.</p>'}
-{('<h3>Failed expectations</h3><table><tr><th>record type</th><th>reason</th><th>expectation</th><th>observed</th><th>bound / sample rows</th></tr>' + failed + '</table>') if failed else ''}
-{('<h3>Sector tests failed on your rows</h3><table><tr><th>test</th><th>failing rows</th><th>held at</th><th>sample rows</th></tr>' + sector + '</table>') if sector else ''}
-{('<h3>Decisions</h3><table><tr><th>at</th><th>status</th><th>by</th><th>reasons</th><th>note</th></tr>' + history + '</table>') if history else ''}"""
+def _as_json(value, default=str) -> str:
+    return json.dumps(value, ensure_ascii=False, default=default)
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters.update(fmt=_fmt, as_json=_as_json)
 
 
 def _html(report: dict) -> str:
-    e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(rt)}</td><td>{c['delivered']}</td><td>{c['accepted']}</td><td>{c['quarantined']}</td></tr>"
-        for rt, c in report["rows_by_record_type"].items()
-    )
-    reasons = "".join(
-        f"<tr><td><code>{e(r)}</code></td><td>{n}</td><td>{e(report['reason_descriptions'].get(r, ''))}</td></tr>"
-        for r, n in report["quarantine_by_reason"].items()
-    )
-    samples = "".join(
-        f"<h3><code>{e(reason)}</code></h3><table><tr><th>type</th><th>row</th><th>reasons</th><th>delivered values</th></tr>"
-        + "".join(
-            f"<tr><td>{e(s['record_type'])}</td><td>{s['source_row']}</td><td>{e(', '.join(s['reasons']))}</td>"
-            f"<td><code>{e(json.dumps(s['delivered_values'], ensure_ascii=False))}</code></td></tr>"
-            for s in items
-        ) + "</table>"
-        for reason, items in report["quarantine_samples"].items()
-    )
-    pub = report["publication"]
-    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>Submission feedback {e(report['source_file'])}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:.5em 0}}
-td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}}code{{font-size:.85em}}</style></head>
-<body><h1>报送反馈 Submission feedback</h1>
-<p><b>{e(report['insurer_id'])}</b> · {e(report['source_file'])} · submission <code>{e(report['submission_id'])}</code>
-· ingested {e(report['ingested_at'])} · mapping {e(report['mapping_version'] or '')}</p>
-<p>Status: <b>{e(report['status'])}</b>{(' — ' + e(report['error'])) if report['error'] else ''}.
-Publication: <b>{e(pub['status'])}</b>{(' in version ' + str(pub['version'])) if pub['version'] else ''}.</p>
-{('<p>Also delivered as: ' + e(', '.join(report['also_delivered_as'])) + ' (same content, loaded once).</p>') if report['also_delivered_as'] else ''}
-{('<p>Warnings: ' + e('; '.join(report['warnings'])) + '</p>') if report['warnings'] else ''}
-{_gate_html(report['gate'])}
-<h2>Rows</h2><table><tr><th>record type</th><th>delivered</th><th>accepted</th><th>quarantined</th></tr>{rows}</table>
-{_fields_html(report["fields"])}
-<h2>Quarantine by reason</h2><table><tr><th>reason</th><th>rows</th><th>meaning</th></tr>{reasons}</table>
-<h2>Sample quarantined rows (row = position in your file)</h2>{samples or '<p>None.</p>'}
-</body></html>"""
-
-
-def _fields_html(fields: dict[str, list[dict]]) -> str:
-    """Per record type, how each canonical field was delivered and the share of accepted rows with a value."""
-    e = html.escape
-    if not fields:
-        return ""
-    missing_style = ' style="background:#fde8e8"'
-    out = ["<h2>Fields delivered</h2><p>Fields <b>not delivered</b> are empty on every row and count as unknown in "
-           "the sector's statistics.</p>"]
-    for rt, items in fields.items():
-        rows = []
-        for f in items:
-            style = missing_style if f["delivery"] in ("not_delivered", "not_mapped") else ""
-            share = f"{100 * f['rows_with_value'] / f['rows_accepted']:.1f} %" if f["rows_accepted"] else "–"
-            delivery = (f["delivery"] or "").replace("_", " ")
-            rows.append(f"<tr{style}><td><code>{e(f['field'])}</code></td><td>{e(delivery)}</td>"
-                        f"<td>{e(f['source'] or '')}</td><td>{share}</td></tr>")
-        out.append(f"<h3>{e(rt)}</h3><table><tr><th>field</th><th>delivered as</th><th>your column</th>"
-                   f"<th>accepted rows with a value</th></tr>{''.join(rows)}</table>")
-    return "\n".join(out)
+    return _TEMPLATES.get_template("feedback.html.j2").render(report=report)
 
 
 def write_feedback(reports: list[dict], feedback_dir: Path) -> int:

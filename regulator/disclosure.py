@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 TOTAL = "__total__"
 
 PRIMARY_FEW_INSURERS = "FEW_INSURERS"
@@ -153,25 +155,15 @@ def one_way(rows: Iterable[Hashable], cells: dict[Hashable, Contribution]) -> Pr
     return ProtectedTable(rows, [], grid)
 
 
-def _is_bridge(edge: tuple, edges: set[tuple]) -> bool:
-    """True when the edge (row, column) lies on no cycle of the bipartite graph of `edges`."""
-    start, goal = ("r", edge[0]), ("c", edge[1])
-    adjacency: dict[tuple, list[tuple]] = {}
-    for r, c in edges:
-        if (r, c) == edge:
-            continue
-        adjacency.setdefault(("r", r), []).append(("c", c))
-        adjacency.setdefault(("c", c), []).append(("r", r))
-    seen, frontier = {start}, [start]
-    while frontier:
-        node = frontier.pop()
-        if node == goal:
-            return False
-        for nxt in adjacency.get(node, []):
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append(nxt)
-    return True
+def _bridges(edges: set[tuple]) -> set[tuple]:
+    """The edges (row, column) that lie on no cycle of the bipartite graph of `edges`."""
+    graph = nx.Graph()
+    graph.add_edges_from((("r", r), ("c", c)) for r, c in edges)
+    found = set()
+    for u, v in nx.bridges(graph):
+        row, column = (u, v) if u[0] == "r" else (v, u)
+        found.add((row[1], column[1]))
+    return found
 
 
 def _cost(table: ProtectedTable, key: tuple) -> float:
@@ -236,8 +228,8 @@ def secondary_suppression(table: ProtectedTable) -> None:
         return
     all_rows, all_columns = [*table.rows, TOTAL], [*table.columns, TOTAL]
     while True:
-        edges = set(table.suppressed)
-        bridge = next((e for e in sorted(edges, key=str) if _is_bridge(e, edges)), None)
+        bridges = _bridges(set(table.suppressed))
+        bridge = min(bridges, key=str) if bridges else None
         if bridge is None:
             extra = _zero_line(table)
             if extra is None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cyberclaims import csvsafe
 from publication.publish import PUBLISHED_NAME, built_from, published_manifest, published_version
@@ -77,22 +78,57 @@ class PackConfig:
     cohort_pattern: str = r"^(PILOT-\d{4})"
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Disclosure(_Strict):
+    min_insurers: int = Field(ge=1)
+    min_insureds: int = Field(ge=1)
+    dominance_share: float = Field(gt=0, le=1)
+
+
+class _Band(_Strict):
+    code: str
+    zh: str
+    en: str
+    upper: Decimal | None
+
+    @field_validator("upper", mode="before")
+    @classmethod
+    def _exact(cls, value):
+        # 0.1 in YAML is a float: read its written digits, not its binary value.
+        return str(value) if isinstance(value, float) else value
+
+
+class _PackFile(_Strict):
+    """pack.yaml as written."""
+
+    disclosure: _Disclosure
+    severity_bands: list[_Band] = Field(min_length=1)
+    pilot_cohort_pattern: str = PackConfig.cohort_pattern
+
+    @model_validator(mode="after")
+    def _open_last_band(self):
+        if [b.upper for b in self.severity_bands].count(None) != 1 or self.severity_bands[-1].upper is not None:
+            raise ValueError("exactly the last severity band must have no upper bound")
+        return self
+
+
 def load_config(path: Path | None = None) -> PackConfig:
     path = path or DEFAULT_CONFIG
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        rules = DisclosureRules(**doc["disclosure"])
-        bands = tuple(
-            SeverityBand(b["code"], b["zh"], b["en"], None if b["upper"] is None else Decimal(str(b["upper"])))
-            for b in doc["severity_bands"]
-        )
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        doc = _PackFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
         raise PackError(f"{path}: not a valid regulator pack configuration ({exc})") from exc
-    if not (rules.min_insurers >= 1 and rules.min_insureds >= 1 and 0 < rules.dominance_share <= 1):
-        raise PackError(f"{path}: disclosure thresholds out of range: {rules}")
-    if [b.upper for b in bands].count(None) != 1 or bands[-1].upper is not None:
-        raise PackError(f"{path}: exactly the last severity band must have no upper bound")
-    return PackConfig(rules, bands, doc.get("pilot_cohort_pattern", PackConfig.cohort_pattern))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise PackError(f"{path}: not a valid regulator pack configuration ({problems})") from exc
+    return PackConfig(
+        DisclosureRules(**doc.disclosure.model_dump()),
+        tuple(SeverityBand(b.code, b.zh, b.en, b.upper) for b in doc.severity_bands),
+        doc.pilot_cohort_pattern,
+    )
 
 
 @dataclass

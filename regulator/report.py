@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 
+import jinja2
 import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -424,102 +424,49 @@ summary { cursor: pointer; font-weight: bold; }
 """
 
 
-def _rows_html(rows: Iterable[Iterable[str]], header: Iterable[str]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>\n" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
+def _grid(rows: Iterable[Iterable[str]], header: Iterable[str]) -> dict:
+    return {"header": list(header), "rows": [list(row) for row in rows]}
 
 
-def _headline_html(pack: Pack) -> str:
+def _headline(pack: Pack) -> dict:
     tables = [pack.table("sector_product", period) for period in ("quarter", "ytd")]
     totals = [t.cell(TOTAL_CODE, TOTAL_CODE) for t in tables]
-    head = "".join(f"<th>{escape(period_heading(t))}</th>" for t in tables)
-    body = ""
-    for code in HEADLINE_MEASURES:
-        measure = MEASURE_BY_CODE[code]
-        figures = "".join(f'<td class="num">{escape(format_figure(c.display(code), measure.kind))}</td>'
-                          for c in totals)
-        body += f"<tr><td>{escape(measure.header)}</td>{figures}</tr>\n"
-    return (f"<table><thead><tr><th>指标 / Measure</th>{head}</tr></thead><tbody>\n{body}</tbody></table>"
-            f"<p>{escape(table_title(tables[0]))} — 合计 / grand total</p>")
+    rows = [(MEASURE_BY_CODE[code].header, [format_figure(c.display(code), MEASURE_BY_CODE[code].kind) for c in totals])
+            for code in HEADLINE_MEASURES]
+    return {"header": [period_heading(t) for t in tables], "rows": rows, "caption": table_title(tables[0])}
 
 
-def _chart_html(chart: Chart) -> str:
-    alt = f"{chart.title_zh} / {chart.title_en}. {chart.note_en}"
-    return (f'<figure><img src="charts/{escape(chart.file_name)}" alt="{escape(alt)}">'
-            f"<figcaption>{escape(chart.title_zh)}。{escape(chart.note_zh)}<br>"
-            f"{escape(chart.title_en)}. {escape(chart.note_en)}</figcaption></figure>")
+def _table(table: PackTable) -> dict:
+    rows = [{"margin": cell.is_margin, "labels": list(cell_labels(table, cell)),
+             "figures": [format_figure(cell.display(m), MEASURE_BY_CODE[m].kind) for m in table.measures]}
+            for cell in table.cells]
+    return {"summary": f"{table_title(table)} — {period_heading(table)}", "header": list(table_header(table)), "rows": rows}
 
 
-def _table_html(table: PackTable) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in table_header(table))
-    body = []
-    for cell in table.cells:
-        labels = "".join(f"<td>{escape(v)}</td>" for v in cell_labels(table, cell))
-        figures = "".join(
-            f'<td class="num">{escape(format_figure(cell.display(m), MEASURE_BY_CODE[m].kind))}</td>'
-            for m in table.measures
-        )
-        css = ' class="margin"' if cell.is_margin else ""
-        body.append(f"<tr{css}>{labels}{figures}</tr>")
-    summary = f"{escape(table_title(table))} — {escape(period_heading(table))}"
-    rows = "\n".join(body)
-    return (f"<details><summary>{summary}</summary>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table></details>")
+def _notes(pack: Pack) -> dict:
+    return {
+        "measures": _grid(([m.code, m.zh, m.en, m.definition_zh, m.definition_en] for m in MEASURES),
+                          ["代码 / Code", "指标 / Measure", "Measure / 指标", "定义 / Definition", "Definition / 定义"]),
+        "markers": _grid(([marker, text["zh"], text["en"]] for marker, text in marker_notes(pack.rules).items()),
+                         ["符号 / Marker", "含义 / Meaning", "Meaning / 含义"]),
+        "totals": TOTALS_NOTE,
+        "rules": _grid(rule_lines(pack.rules), ["规则 / Rule", "阈值 / Threshold"]),
+        "summary": _grid(([code, label, str(n)] for code, label, n in suppression_lines(pack)),
+                         ["代码 / Code", "原因 / Reason", "单元格数 / Cells"]),
+        "caveats": list(pack.caveats),
+    }
 
 
-def _notes_html(pack: Pack) -> str:
-    measures = _rows_html(
-        ([m.code, m.zh, m.en, m.definition_zh, m.definition_en] for m in MEASURES),
-        ["代码 / Code", "指标 / Measure", "Measure / 指标", "定义 / Definition", "Definition / 定义"],
-    )
-    markers = _rows_html(
-        ([marker, text["zh"], text["en"]] for marker, text in marker_notes(pack.rules).items()),
-        ["符号 / Marker", "含义 / Meaning", "Meaning / 含义"],
-    )
-    rules = _rows_html(rule_lines(pack.rules), ["规则 / Rule", "阈值 / Threshold"])
-    summary = _rows_html(([code, label, str(n)] for code, label, n in suppression_lines(pack)),
-                         ["代码 / Code", "原因 / Reason", "单元格数 / Cells"])
-    caveats = "".join(f"<li>{escape(zh)}<br>{escape(en)}</li>" for zh, en in pack.caveats)
-    return (
-        '<h3>指标定义 <span class="en">/ Measures</span></h3>' + measures
-        + '<h3>符号 <span class="en">/ Markers</span></h3>' + markers
-        + f"<p>{escape(TOTALS_NOTE[0])}<br>{escape(TOTALS_NOTE[1])}</p>"
-        + '<h3>保密规则 <span class="en">/ Disclosure rules</span></h3>' + rules
-        + '<h3>保密处理统计 <span class="en">/ Suppression summary</span></h3>' + summary
-        + '<h3>注意事项 <span class="en">/ Caveats</span></h3>' + f"<ul>{caveats}</ul>"
-    )
+_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True,
+                                keep_trailing_newline=True)
 
 
 def _html(pack: Pack, charts: list[Chart]) -> str:
-    facts = _rows_html(cover_facts(pack), ["项目 / Item", "内容 / Value"])
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<title>{escape(f"{TITLE_ZH} / {TITLE_EN} {pack.quarter}")}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<h1>{escape(TITLE_ZH)} {escape(pack.quarter)}<br><span class="en">{escape(TITLE_EN)}</span></h1>
-<section><h2>概况 <span class="en">/ Overview</span></h2>
-{facts}
-</section>
-<section><h2>主要数据 <span class="en">/ Headline figures</span></h2>
-{_headline_html(pack)}
-</section>
-<section><h2>图表 <span class="en">/ Charts</span></h2>
-{"".join(_chart_html(c) for c in charts)}
-</section>
-<section><h2>统计表 <span class="en">/ Tables</span></h2>
-{"".join(_table_html(t) for t in pack.tables)}
-</section>
-<section><h2>说明 <span class="en">/ Notes</span></h2>
-{_notes_html(pack)}
-</section>
-</body>
-</html>
-"""
+    return _TEMPLATES.get_template("report.html.j2").render(
+        title_zh=TITLE_ZH, title_en=TITLE_EN, quarter=pack.quarter, css=CSS,
+        facts=_grid(cover_facts(pack), ["项目 / Item", "内容 / Value"]), headline=_headline(pack), charts=charts,
+        tables=[_table(t) for t in pack.tables], notes=_notes(pack),
+    )
 
 
 def write_report(pack: Pack, folder: Path) -> dict:

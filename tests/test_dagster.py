@@ -165,11 +165,29 @@ def test_dbt_models_are_keyed_and_grouped_by_layer():
     assert graph.get(dg.AssetKey(["marts", "fct_claims"])).group_name == "marts"
 
 
+def _next_ticks(schedule: dg.ScheduleDefinition, after: str, n: int) -> list[str]:
+    """The schedule's next n ticks after an instant, as the Dagster daemon computes them."""
+    import datetime as dt
+    import itertools
+
+    from dagster._utils.schedules import cron_string_iterator
+
+    start = dt.datetime.fromisoformat(after).timestamp()
+    ticks = cron_string_iterator(start, schedule.cron_schedule, schedule.execution_timezone)
+    return [t.isoformat() for t in itertools.islice((t for t in ticks if t.timestamp() > start), n)]
+
+
 def test_monthly_schedule_runs_the_whole_cycle():
     defs = load_definitions()
 
     schedule = defs.resolve_schedule_def("monthly_cycle_schedule")
-    assert schedule.cron_schedule == "0 6 3 * *" and schedule.job_name == "monthly_cycle"
+    assert schedule.job_name == "monthly_cycle"
+    # Monthly, on the 3rd at 06:00 Beijing time, whatever the day it starts from.
+    assert _next_ticks(schedule, "2025-01-31T23:00:00+00:00", 3) == [
+        "2025-02-03T06:00:00+08:00", "2025-03-03T06:00:00+08:00", "2025-04-03T06:00:00+08:00"]
+    # 2025-03-02 22:00 UTC is that tick itself: a minute before, it is next; at it, April's is.
+    assert _next_ticks(schedule, "2025-03-02T21:59:00+00:00", 1) == ["2025-03-03T06:00:00+08:00"]
+    assert _next_ticks(schedule, "2025-03-02T22:00:00+00:00", 1) == ["2025-04-03T06:00:00+08:00"]
     cycle = defs.resolve_job_def("monthly_cycle")
     assert dg.AssetKey(["published", "sector_claims"]) in cycle.asset_layer.executable_asset_keys
 
@@ -180,7 +198,11 @@ def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
     pack = dg.AssetKey(["regulator", "pilot_statistics"])
     assert pack in defs.resolve_job_def("monthly_cycle").asset_layer.executable_asset_keys
     schedule = defs.resolve_schedule_def("quarterly_regulator_schedule")
-    assert schedule.job_name == "regulator_pack" and schedule.cron_schedule == "0 6 10 1,4,7,10 *"
+    assert schedule.job_name == "regulator_pack"
+    # On the 10th of the month after each quarter, 06:00 in Beijing.
+    assert _next_ticks(schedule, "2025-01-10T00:00:00+00:00", 4) == [
+        "2025-04-10T06:00:00+08:00", "2025-07-10T06:00:00+08:00", "2025-10-10T06:00:00+08:00",
+        "2026-01-10T06:00:00+08:00"]
     assert defs.resolve_job_def("regulator_pack").asset_layer.executable_asset_keys == {pack}
     upstream = defs.resolve_assets_def(pack).asset_deps[pack]
     assert dg.AssetKey(["published", "sector_claims"]) in upstream

@@ -131,14 +131,16 @@ def test_a_cell_dominated_by_one_insurer_is_suppressed_and_cannot_be_recovered()
     assert_nothing_pinned([table])
 
 
-@pytest.mark.parametrize("seed", range(12))
+# Seeds whose random table has primary suppressions (seeds 1, 7 and 10 of 0–14 draw none: nothing to attack).
+@pytest.mark.parametrize("seed", [0, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14])
 def test_no_suppressed_cell_of_a_random_table_can_be_solved_for(seed):
     rng = random.Random(seed)
     rows = [f"r{i}" for i in range(rng.randint(2, 7))]
     columns = [f"c{j}" for j in range(rng.randint(2, 6))]
     table = protect(with_margins(rows, columns, random_cells(rng, rows, columns)), RULES)
-    if table.suppressed:
-        assert_nothing_pinned([table])
+    reasons = list(table.suppressed.values())
+    assert any(r != [SECONDARY] for r in reasons) and any(r == [SECONDARY] for r in reasons)
+    assert_nothing_pinned([table])
     # Totals stay true: every published margin is the sum of its cells.
     for r in [*rows, TOTAL]:
         assert table.value((r, TOTAL)) == pytest.approx(sum(table.value((r, c)) for c in columns))

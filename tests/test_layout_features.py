@@ -238,7 +238,7 @@ def json_config(tmp_path, **read):
 
 
 def valid_uscc() -> str:
-    from cyberclaims.sample.market import uscc_check_char
+    from ingestion.pseudonymize import uscc_check_char
 
     body = "91350100M000100Y4"
     return body + uscc_check_char(body)

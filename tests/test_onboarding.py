@@ -27,7 +27,7 @@ POLICY_HEADER = "PolicyNo;InsuredUSCC;Region;Sector;Product;Sections;From;To;Lim
 
 
 def _uscc(serial: int) -> str:
-    from cyberclaims.sample.market import uscc_check_char
+    from ingestion.pseudonymize import uscc_check_char
 
     body = f"91350100MA{serial:07d}"
     return body + uscc_check_char(body)

@@ -10,6 +10,7 @@ from ingestion.pseudonymize import (
     load_secret,
     normalize_identifier,
     uscc_check_char,
+    uscc_check_values,
 )
 
 # The worked example of GB 32100-2015.
@@ -17,8 +18,37 @@ STANDARD_EXAMPLE = "91350100M000100Y43"
 
 
 def test_check_digit_of_the_standard_example():
-    assert uscc_check_char(STANDARD_EXAMPLE[:17]) == STANDARD_EXAMPLE[17]
+    # By hand: values 9 1 3 5 0 1 0 0 M=21 0 0 0 1 0 0 Y=30 4 times weights 1 3 9 27 19 26 16 17 20 29
+    # 25 13 8 24 10 30 28 sum to 9+3+27+135+26+420+8+900+112 = 1640; 1640 mod 31 = 28; 31 - 28 = 3.
+    assert uscc_check_char(STANDARD_EXAMPLE[:17]) == "3" == STANDARD_EXAMPLE[17]
     assert is_valid_uscc(STANDARD_EXAMPLE)
+
+
+# Codes as published on company registrations (National Enterprise Credit Information Publicity System).
+PUBLISHED = (
+    "914403001922038216",  # Huawei Technologies Co., Ltd.
+    "91440300708461136T",  # Shenzhen Tencent Computer Systems Co., Ltd.
+    "91330100716105852F",  # Alibaba (China) Co., Ltd.
+)
+
+
+@pytest.mark.parametrize("code", PUBLISHED)
+def test_published_codes_are_valid_and_every_other_check_character_is_not(code):
+    assert is_valid_uscc(code)
+    others = [code[:17] + ch for ch in "0123456789ABCDEFGHJKLMNPQRTUWXY" if ch != code[17]]
+    assert len(others) == 30 and not any(is_valid_uscc(o) for o in others)
+
+
+def test_the_generator_and_ingestion_share_the_check():
+    import numpy as np
+
+    from cyberclaims.sample.market import make_uscc
+
+    codes = make_uscc(np.array([350100, 440300, 110000] * 50), np.random.default_rng(7)).to_list()
+    assert len(set(codes)) == 150 and all(is_valid_uscc(c) for c in codes)
+    # The array form (what the generator uses) and the one-code form agree on the published codes.
+    values = np.array([["0123456789ABCDEFGHJKLMNPQRTUWXY".index(ch) for ch in c[:17]] for c in PUBLISHED])
+    assert ["0123456789ABCDEFGHJKLMNPQRTUWXY"[v] for v in uscc_check_values(values)] == [c[17] for c in PUBLISHED]
 
 
 @pytest.mark.parametrize(

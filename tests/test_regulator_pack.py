@@ -433,14 +433,20 @@ def attack(published: dict[str, Pack], truth: dict[str, Pack], measure: str, acr
     return pinned
 
 
+def _hidden(pack, measure: str) -> int:
+    return sum(c.flags.get(measure) == SUPPRESSED for t in pack.tables for c in t.cells)
+
+
 @pytest.mark.parametrize("measure", ATTACKED)
 def test_no_suppressed_figure_of_the_pack_can_be_solved_for(packs, measure):
+    assert _hidden(packs["current"], measure) > 0, "the pack hides some of these figures: there is something to attack"
     pinned = attack({"current": packs["current"]}, {"current": packs["current_true"]}, measure, across_packs=False)
     assert pinned == []
 
 
 @pytest.mark.parametrize("measure", ATTACKED)
 def test_nor_with_the_previous_quarters_pack_beside_it(packs, measure):
+    assert _hidden(packs["current"], measure) > 0 and _hidden(packs["previous"], measure) > 0
     published = {"current": packs["current"], "previous": packs["previous"]}
     truth = {"current": packs["current_true"], "previous": packs["previous_true"]}
     assert attack(published, truth, measure, across_packs=True) == []

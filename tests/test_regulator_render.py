@@ -3,6 +3,7 @@ workbook, the CSVs, the JSON and the report as it went in; the checks catch corr
 
 from __future__ import annotations
 
+import copy as copy_module
 import datetime as dt
 import random
 import shutil
@@ -136,7 +137,9 @@ def copy(written: Path, tmp_path: Path) -> Path:
 
 
 def test_the_synthetic_pack_has_every_table_and_both_markers(pack: Pack):
-    assert len(pack.tables) == 13
+    # Every table of the specification, once per period it is published for, under its own number.
+    assert sorted((t.name, t.period, t.number) for t in pack.tables) == sorted(
+        (s.name, period, s.number) for s in TABLE_SPECS for period in s.periods)
     flags = {f for t in pack.tables for c in t.cells for f in c.flags.values()}
     assert flags == {SUPPRESSED, NOT_AVAILABLE}
 
@@ -215,3 +218,38 @@ def test_a_pack_with_every_figure_suppressed_still_renders(tmp_path: Path):
         assert Image.open(png).info["Description"] == "All figures suppressed (x).", png.name
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert html.count("All figures suppressed (x).") >= 7
+
+
+def test_report_shows_a_hostile_label_as_text(pack: Pack, tmp_path: Path):
+    from html.parser import HTMLParser
+
+    from regulator.report import CHARTS, _html
+
+    hostile = '<script>alert("x")</script>&'
+    attacked = copy_module.deepcopy(pack)
+    attacked.caveats = [(hostile, hostile)]
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.items, self._li = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "li":
+                self._li = []
+
+        def handle_endtag(self, tag):
+            if tag == "li":
+                self.items.append("".join(self._li))
+                self._li = None
+
+        def handle_data(self, data):
+            if self._li is not None:
+                self._li.append(data)
+
+    markup = _html(attacked, [build(attacked) for build in CHARTS])
+    page = Page()
+    page.feed(markup)
+    assert "script" not in page.tags and hostile not in markup
+    assert page.items == [hostile + hostile]
