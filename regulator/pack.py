@@ -73,8 +73,6 @@ TOTAL_LABEL = ("合计", "Total")
 class PackConfig:
     rules: DisclosureRules
     severity_bands: tuple[SeverityBand, ...]
-    # Pilot codes name a cohort and a sector (PILOT-2023-FIN): table 4 is by cohort.
-    cohort_pattern: str = r"^(PILOT-\d{4})"
 
 
 def load_config(path: Path | None = None) -> PackConfig:
@@ -92,7 +90,7 @@ def load_config(path: Path | None = None) -> PackConfig:
         raise PackError(f"{path}: disclosure thresholds out of range: {rules}")
     if [b.upper for b in bands].count(None) != 1 or bands[-1].upper is not None:
         raise PackError(f"{path}: exactly the last severity band must have no upper bound")
-    return PackConfig(rules, bands, doc.get("pilot_cohort_pattern", PackConfig.cohort_pattern))
+    return PackConfig(rules, bands)
 
 
 @dataclass
@@ -219,7 +217,7 @@ def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = 
         quarter, cutoff = _checked_quarter(con, quarter)
         year, q = parse_quarter(quarter)
         version = check_published_version(con, published_dir)
-        names = labels(con, config.cohort_pattern)
+        names = labels(con)
         protected = _protected(_Aggregates(con, config), names, year, q, config)
         undated = claims_without_occurrence(con)
     periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
@@ -260,7 +258,7 @@ class _Aggregates:
 
     def _atoms(self, period: Period) -> None:
         if self._atoms_of != (period.start, period.end):
-            build_atoms(self.con, period, self.config.severity_bands, self.config.cohort_pattern)
+            build_atoms(self.con, period, self.config.severity_bands)
             self._atoms_of = (period.start, period.end)
 
     def cells(self, period: Period, row: str, column: str | None, exposure: bool = True,
