@@ -74,8 +74,6 @@ TOTAL_LABEL = ("合计", "Total")
 class PackConfig:
     rules: DisclosureRules
     severity_bands: tuple[SeverityBand, ...]
-    # Pilot codes name a cohort and a sector (PILOT-2023-FIN): table 4 is by cohort.
-    cohort_pattern: str = r"^(PILOT-\d{4})"
 
 
 class _Strict(BaseModel):
@@ -106,7 +104,6 @@ class _PackFile(_Strict):
 
     disclosure: _Disclosure
     severity_bands: list[_Band] = Field(min_length=1)
-    pilot_cohort_pattern: str = PackConfig.cohort_pattern
 
     @model_validator(mode="after")
     def _open_last_band(self):
@@ -127,7 +124,6 @@ def load_config(path: Path | None = None) -> PackConfig:
     return PackConfig(
         DisclosureRules(**doc.disclosure.model_dump()),
         tuple(SeverityBand(b.code, b.zh, b.en, b.upper) for b in doc.severity_bands),
-        doc.pilot_cohort_pattern,
     )
 
 
@@ -255,7 +251,7 @@ def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = 
         quarter, cutoff = _checked_quarter(con, quarter)
         year, q = parse_quarter(quarter)
         version = check_published_version(con, published_dir)
-        names = labels(con, config.cohort_pattern)
+        names = labels(con)
         protected = _protected(_Aggregates(con, config), names, year, q, config)
         undated = claims_without_occurrence(con)
     periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
@@ -296,7 +292,7 @@ class _Aggregates:
 
     def _atoms(self, period: Period) -> None:
         if self._atoms_of != (period.start, period.end):
-            build_atoms(self.con, period, self.config.severity_bands, self.config.cohort_pattern)
+            build_atoms(self.con, period, self.config.severity_bands)
             self._atoms_of = (period.start, period.end)
 
     def cells(self, period: Period, row: str, column: str | None, exposure: bool = True,

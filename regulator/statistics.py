@@ -1,16 +1,22 @@
-"""Quarterly statistics from the warehouse: every cell's figures and who contributes to it.
+"""Quarterly statistics from the regulator marts: every cell's figures and who contributes to it.
 
-The warehouse is attached read-only to an in-memory DuckDB. Each period gets three atom tables —
-policies in force, incidents and claims, each row carrying the policy's segment (sector, product,
-province, pilot cohort, SME or large) and its insurer — and every table of the pack is a GROUPING
-SETS aggregation of those atoms, so margins are computed from the same rows as the cells (distinct
-insureds and quantiles included), never added up from rounded cells.
+The warehouse is attached read-only to an in-memory DuckDB. Every definition lives in dbt, in the
+contracted internal marts of models/marts/regulator (never published): reg_policy_months (one row
+per policy and calendar month with an earned day, earned premium and written premium),
+reg_incidents and reg_claims (latest versions and valuations, with the occurrence date), each row
+carrying its insurer, its insured and the pack's segment of its policy (sector, product, province,
+pilot programme, SME or large). Each period gets three atom tables — the marts' rows in the period,
+a policy's months summed into one row — and every table of the pack is a GROUPING SETS aggregation
+of those atoms, so margins are computed from the same rows as the cells (distinct insureds and
+quantiles included), never added up from rounded cells. Python adds only the period selection, the
+claim size bands of the pack's rules, the ratios and the contributions disclosure control needs.
 
-Conventions (the notes sheet of the pack states them):
+Conventions (the notes sheet of the pack states them; dbt implements them):
 - exposure: a policy covers inception (included) to expiry (excluded); it is in force in a period
   when it has an earned day there; earned premium = premium × earned days ÷ term days, rounded half
-  up to the fen per policy and calendar month (exact integer arithmetic in fen); written premium is
-  the premium of policies incepting in the period;
+  up to the fen per policy and calendar month (dbt macro earned_premium, the same figure as the
+  actuaries' agg_exposure_monthly); written premium is the premium of policies incepting in the
+  period;
 - losses are on an accident-period basis as at the data cut-off: incidents and claims whose incident
   occurred in the period, at their latest valuation; claims without an occurrence date cannot be
   placed in a period and are counted in the pack's caveats instead;
@@ -115,101 +121,53 @@ def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.date:
     return cutoff
 
 
-def cohort_sql(code: str, pattern: str) -> str:
-    """The pilot cohort of a pilot code: the pattern's first group (the whole code if it does not match)."""
-    quoted = pattern.replace("'", "''")
-    return f"coalesce(nullif(regexp_extract({code}, '{quoted}', 1), ''), {code})"
-
-
-def _segment(policy: str, cohort_pattern: str) -> str:
-    return f"""
-        coalesce({policy}.sector_code, 'unknown') as sector,
-        coalesce({policy}.product_type, 'unknown') as product_type,
-        coalesce({policy}.province_code, 'unknown') as province,
-        case when {policy}.policy_key is null then 'unknown'
-             else coalesce({cohort_sql(f'{policy}.pilot_code', cohort_pattern)}, 'none') end as pilot,
-        case when {policy}.is_sme then 'sme' when not {policy}.is_sme then 'large' else 'unknown' end as size"""
+# The pack's dimensions and the columns of the regulator marts (marts/regulator) that hold them.
+SEGMENT = """sector_code as sector, product_type, province_code as province, pilot_programme as pilot,
+        enterprise_size as size"""
 
 
 def _band_case(bands: Sequence[SeverityBand], incurred: str) -> str:
-    """The claim size band of an incurred amount in CNY (the expression is named explicitly: inside the
-    claim atoms' select a bare `incurred` would be fct_claims' original-currency column)."""
+    """The claim size band of an incurred amount in CNY."""
     arms = [f"when {incurred} <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
     last = next(b.code for b in bands if b.upper is None)
     return f"case {' '.join(arms)} else '{last}' end"
 
 
-def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: Sequence[SeverityBand],
-                cohort_pattern: str) -> None:
-    """(Re)create the temp tables policy_atoms, incident_atoms and claim_atoms for the period."""
+def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: Sequence[SeverityBand]) -> None:
+    """(Re)create the temp tables policy_atoms, incident_atoms and claim_atoms for the period: the rows
+    of the regulator marts in the period, a policy's months summed into one row."""
     params = {"s": period.start, "e": period.end}
     con.execute(
         f"""
         create or replace temp table policy_atoms as
-        with policies as (
-            select
-                p.policy_key, p.insured_key, p.insurer_id, p.inception_date, p.expiry_date,
-                cast(round(p.written_premium_cny * 100) as bigint) as premium_fen,
-                date_diff('day', p.inception_date, p.expiry_date) as term_days,
-                {_segment('p', cohort_pattern)}
-            from wh.marts.fct_policies as p
-            where p.expiry_date > p.inception_date and p.inception_date <= $e and p.expiry_date > $s
-        ),
-        months as (
-            select cast(m as date) as month_start,
-                   least(cast(m + interval 1 month as date), cast($e as date) + 1) as month_after
-            from unnest(generate_series(cast($s as timestamp), cast($e as timestamp), interval 1 month)) as t(m)
-        ),
-        earned as (
-            select
-                policies.policy_key,
-                date_diff('day', greatest(policies.inception_date, months.month_start),
-                          least(policies.expiry_date, months.month_after)) as days,
-                policies.premium_fen, policies.term_days
-            from policies
-            inner join months
-                on policies.inception_date < months.month_after and policies.expiry_date > months.month_start
-        ),
-        per_policy as (
-            -- premium × days ÷ term, rounded half up to the fen per policy and month, in integers
-            select policy_key, sum(days) as earned_days,
-                   sum((2 * premium_fen * days + term_days) // (2 * term_days)) as earned_fen
-            from earned
-            where days > 0
-            group by policy_key
-        )
         select
-            policies.* exclude (premium_fen, term_days, inception_date, expiry_date),
-            per_policy.earned_days,
-            per_policy.earned_fen,
-            case when policies.inception_date between $s and $e then policies.premium_fen else 0 end as written_fen
-        from policies
-        inner join per_policy using (policy_key)
+            policy_key, insured_key, insurer_id, {SEGMENT},
+            sum(earned_days) as earned_days,
+            cast(sum(earned_premium_cny) * 100 as bigint) as earned_fen,
+            cast(sum(written_premium_cny) * 100 as bigint) as written_fen
+        from wh.marts.reg_policy_months
+        where month_start between $s and $e
+        group by all
         """,
         params,
     )
     con.execute(
         f"""
         create or replace temp table incident_atoms as
-        select i.incident_key, i.insurer_id, i.insured_key, coalesce(i.incident_type, 'unknown') as incident_type,
-               {_segment('p', cohort_pattern)}
-        from wh.intermediate.int_incidents__linked as i
-        left join wh.marts.fct_policies as p on p.policy_key = i.policy_key
-        where i.occurred_date between $s and $e
+        select incident_key, insurer_id, insured_key, incident_type, {SEGMENT}
+        from wh.marts.reg_incidents
+        where occurred_date between $s and $e
         """,
         params,
     )
     con.execute(
         f"""
         create or replace temp table claim_atoms as
-        select c.claim_key, c.insurer_id, c.insured_key, coalesce(c.incident_type, 'unknown') as incident_type,
-               {_segment('p', cohort_pattern)},
-               c.paid_cny as paid, c.incurred_cny as incurred,
-               date_diff('day', c.occurred_date, c.report_date) as report_lag_days,
-               {_band_case(bands, 'c.incurred_cny')} as severity_band
-        from wh.marts.fct_claims as c
-        left join wh.marts.fct_policies as p on p.policy_key = c.policy_key
-        where c.occurred_date between $s and $e
+        select claim_key, insurer_id, insured_key, incident_type, {SEGMENT},
+               paid_cny as paid, incurred_cny as incurred, report_lag_days,
+               {_band_case(bands, 'incurred_cny')} as severity_band
+        from wh.marts.reg_claims
+        where occurred_date between $s and $e
         """,
         params,
     )
@@ -330,10 +288,10 @@ def contributing_insurers(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def claims_without_occurrence(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("select count(*) from wh.marts.fct_claims where occurred_date is null").fetchall()[0][0]
+    return con.execute("select count(*) from wh.marts.reg_claims where occurred_date is null").fetchall()[0][0]
 
 
-def labels(con: duckdb.DuckDBPyConnection, cohort_pattern: str) -> dict[str, dict[str, tuple[str, str]]]:
+def labels(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, str]]]:
     """Bilingual names of every dimension value, from the published taxonomies."""
     out: dict[str, dict[str, tuple[str, str]]] = {}
     for dim, table, key in (
@@ -345,8 +303,7 @@ def labels(con: duckdb.DuckDBPyConnection, cohort_pattern: str) -> dict[str, dic
         out[dim] = {code: (zh, en) for code, zh, en in
                     con.execute(f"select {key}, name_zh, name_en from wh.marts.{table}").fetchall()}
     out["pilot"] = {code: (f"试点批次 {code}", f"Pilot cohort {code}") for (code,) in con.execute(
-        f"""select distinct {cohort_sql('pilot_code', cohort_pattern)} from wh.marts.fct_policies
-            where pilot_code is not null""").fetchall()}
+        "select pilot_programme from wh.marts.reg_pilot_programmes").fetchall()}
     out["pilot"]["none"] = ("非试点", "Non-pilot")
     out["size"] = {"sme": ("中小企业", "SME"), "large": ("大型企业", "Large enterprise")}
     for names in out.values():

@@ -28,7 +28,6 @@ def test_the_shipped_file_reads_as_written():
     assert [b.code for b in config.severity_bands] == [b["code"] for b in doc["severity_bands"]]
     assert [b.upper for b in config.severity_bands] == [
         None if b["upper"] is None else Decimal(str(b["upper"])) for b in doc["severity_bands"]]
-    assert config.cohort_pattern == doc["pilot_cohort_pattern"]
 
 
 def test_a_fractional_band_bound_keeps_its_written_digits(tmp_path):

@@ -152,7 +152,17 @@ def _cohort(code: str | None, pattern: str) -> str:
     return found.group(1) if found and found.group(1) else code
 
 
-def _segment(policy, pattern: str = load_config().cohort_pattern) -> dict:
+def _programme_pattern() -> str:
+    """The pilot programme pattern dbt applies (var pilot_programme_pattern)."""
+    import yaml
+
+    from orchestration.defs.transformation.project import dbt_project
+
+    project = yaml.safe_load((dbt_project().project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"]["pilot_programme_pattern"]
+
+
+def _segment(policy, pattern: str = _programme_pattern()) -> dict:
     if policy is None:
         return {"sector": "unknown", "product_type": "unknown", "province": "unknown", "pilot": "unknown",
                 "size": "unknown"}
@@ -256,6 +266,46 @@ def _check_cell(measure: str, value, a) -> None:
         assert abs(float(value) - float(np.median(a["lags"]))) <= 0.051
     else:
         raise AssertionError(f"no recomputation for {measure}")
+
+
+def test_the_packs_earned_premium_is_the_actuaries_mart_s_to_the_fen(sample, packs):
+    """Earned premium is defined once: table 1's sector and product margins (quarter and year to date)
+    equal agg_exposure_monthly's cells of the same segment summed over the period's months, and both
+    equal premium × earned days ÷ term days rounded half up to the fen per policy and month, in Decimal."""
+    pack = packs["current_true"]
+    with sample.con() as con:
+        policies = _rows(con, "select * from marts.fct_policies where expiry_date > inception_date")
+        mart = _rows(con, """select month_start, sector_code, product_type, earned_premium_cny
+                             from marts.agg_exposure_monthly
+                             where size_band = 'all' and province_code = 'all' and pilot_cohort = 'all'
+                               and (sector_code = 'all' or product_type = 'all')""")
+    compared = 0
+    for period in ("quarter", "ytd"):
+        table = pack.table("sector_product", period)
+        start, end = table.period_start, table.period_end
+        truth: dict = defaultdict(Decimal)
+        for p in policies:
+            term = (p["expiry_date"] - p["inception_date"]).days
+            for month_start, month_after in _months(start, end):
+                d = (min(p["expiry_date"], month_after) - max(p["inception_date"], month_start)).days
+                if d > 0:
+                    earned = (p["written_premium_cny"] * d / term).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                    sector, product = p["sector_code"] or "unknown", p["product_type"] or "unknown"
+                    for key in ((sector, TOTAL_CODE), (TOTAL_CODE, product), (TOTAL_CODE, TOTAL_CODE)):
+                        truth[key] += earned
+        actuaries: dict = defaultdict(Decimal)
+        for m in mart:
+            if start <= m["month_start"] <= end:
+                key = (TOTAL_CODE if m["sector_code"] == "all" else m["sector_code"],
+                       TOTAL_CODE if m["product_type"] == "all" else m["product_type"])
+                actuaries[key] += m["earned_premium_cny"]
+        margins = [c for c in table.cells if TOTAL_CODE in (c.row, c.column)]
+        assert len(margins) > 10
+        for cell in margins:
+            key = (cell.row, cell.column)
+            assert cell.values["earned_premium"] == actuaries[key] == truth[key], (period, key)
+            compared += 1
+    assert compared > 20
 
 
 def test_published_figures_equal_an_independent_recomputation_from_the_warehouse(sample, packs):

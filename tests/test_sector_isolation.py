@@ -308,9 +308,10 @@ def test_every_blocking_test_on_a_model_with_lineage_returns_its_insurer_and_sub
     assert {"fct_claim_valuations", "fct_claims", "fct_policies", "int_unmapped_codes",
             "int_systemic_events__members", "int_submission_fields__completeness"} <= with_lineage
     # Without lineage: seeds, dimensions and aggregates (several insurers' rows in one), two lists
-    # that carry no single submission of their own, and the published forms (pub_*, which drop lineage).
+    # that carry no single submission of their own, the published forms (pub_*, which drop lineage) and
+    # the regulator pack's atoms (reg_*, internal, without lineage).
     unattributable = ("seed.", "model.cyberclaims.dim_", "model.cyberclaims.agg_", "model.cyberclaims.fct_loss_events",
-                      "model.cyberclaims.pub_fct_", "model.cyberclaims.int_exposure__yearly_contributors",
+                      "model.cyberclaims.pub_fct_", "model.cyberclaims.reg_", "model.cyberclaims.int_exposure__yearly_contributors",
                       "model.cyberclaims.fct_systemic_events", "model.cyberclaims.int_claim_valuations__corrections",
                       "model.cyberclaims.stg_raw__submission_fields")
     assert all(uid.startswith(unattributable) for uid in without), sorted(without)

@@ -91,13 +91,46 @@ ranked as (
     cube({{ segment_dimensions() | join(', ') }})
 {%- endmacro %}
 
-{#- The segment of a policy row (alias `policies`): unknown values are 'unknown', no pilot is 'none'. -#}
-{% macro policy_segment(policies='policies') -%}
-    coalesce({{ policies }}.sector_code, 'unknown') as sector_code,
-    coalesce({{ policies }}.revenue_band, 'unknown') as size_band,
-    coalesce({{ policies }}.product_type, 'unknown') as product_type,
-    coalesce({{ policies }}.province_code, 'unknown') as province_code,
-    case when {{ policies }}.policy_key is null then 'unknown' else coalesce({{ policies }}.pilot_code, 'none') end as pilot_cohort
+{#- The segment of a policy row (alias `policies`, null when the claim's or incident's policy is not
+    in the database): unknown values are 'unknown', no pilot is 'none'. One definition per dimension,
+    used by the pricing marts (segment_dimensions) and the regulator marts (pack_segment_dimensions):
+    - pilot_cohort (pricing) is the policy's pilot code as delivered (PILOT-2023-FIN);
+    - pilot_programme (regulator pack, its table 4 "pilot cohort") is the programme the code belongs
+      to, macro pilot_programme (PILOT-2023);
+    - size_band (pricing) is the revenue band; enterprise_size (regulator pack) is 'sme' or 'large'
+      from is_sme (revenue or headcount band). -#}
+{% macro policy_segment(policies='policies', dimensions=none) -%}
+    {%- set p = policies -%}
+    {%- set expressions = {
+        'sector_code': "coalesce(" ~ p ~ ".sector_code, 'unknown')",
+        'size_band': "coalesce(" ~ p ~ ".revenue_band, 'unknown')",
+        'product_type': "coalesce(" ~ p ~ ".product_type, 'unknown')",
+        'province_code': "coalesce(" ~ p ~ ".province_code, 'unknown')",
+        'pilot_cohort': "case when " ~ p ~ ".policy_key is null then 'unknown' else coalesce(" ~ p ~ ".pilot_code, 'none') end",
+        'pilot_programme': "case when " ~ p ~ ".policy_key is null then 'unknown' else coalesce(" ~ pilot_programme(p ~ '.pilot_code') ~ ", 'none') end",
+        'enterprise_size': "case when " ~ p ~ ".is_sme then 'sme' when not " ~ p ~ ".is_sme then 'large' else 'unknown' end",
+    } -%}
+    {%- for d in (dimensions or segment_dimensions()) %}
+    {{ expressions[d] }} as {{ d }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The regulator pack's segment dimensions (marts/regulator). -#}
+{% macro pack_segment_dimensions() -%}
+    {{ return(['sector_code', 'product_type', 'province_code', 'pilot_programme', 'enterprise_size']) }}
+{%- endmacro %}
+
+{#- The pilot programme of a pilot code: the first group of var('pilot_programme_pattern') (a code the
+    pattern does not match is a programme of its own; null stays null). -#}
+{% macro pilot_programme(code) -%}
+    coalesce(nullif(regexp_extract({{ code }}, '{{ var("pilot_programme_pattern") | replace("'", "''") }}', 1), ''), {{ code }})
+{%- endmacro %}
+
+{#- Earned premium (CNY) of `days` earned days of a term of `term_days` days with written premium
+    `premium` (CNY, 2 dp): premium × days ÷ term, rounded half up to the fen, in exact integer
+    arithmetic on fen (never through a double). -#}
+{% macro earned_premium(premium, days, term_days) -%}
+    cast(cast((2 * cast(round({{ premium }} * 100) as bigint) * {{ days }} + {{ term_days }}) // (2 * {{ term_days }}) as decimal(38, 0)) * 0.01 as decimal(20, 2))
 {%- endmacro %}
 
 {#- A submission's rows reach the models when its gate status admits them: passed the submission

@@ -43,9 +43,10 @@
 
 {#- The earned policy-months behind agg_exposure_monthly (and the yearly contributors of the pricing
     marts' exposure figures): CTEs policies, cutoff, months, earned and earned_rows — one row per
-    policy and month with an earned day (earned_days, earned_premium rounded to the fen, the policy's
-    segment, insurer_id, insured_key) — each followed by a comma. -#}
-{% macro earned_policy_months() -%}
+    policy and month with an earned day (earned_days, earned_premium of macro earned_premium, the policy's
+    segment in `dimensions` (default the pricing segment), insurer_id, insured_key) — each followed by a
+    comma. -#}
+{% macro earned_policy_months(dimensions=none) -%}
 policies as (
     select
         policies.policy_key,
@@ -55,7 +56,7 @@ policies as (
         policies.insurer_id,
         policies.insured_key,
         {{ dbt.datediff('policies.inception_date', 'policies.expiry_date', 'day') }} as term_days,
-        {{ policy_segment('policies') }}
+        {{ policy_segment('policies', dimensions) }}
     from {{ ref('fct_policies') }} as policies
     where policies.expiry_date > policies.inception_date
 ),
@@ -90,7 +91,7 @@ earned as (
 earned_rows as (
     select
         *,
-        round(cast(written_premium_cny as decimal(38, 6)) * earned_days / term_days, 2) as earned_premium
+        {{ earned_premium('written_premium_cny', 'earned_days', 'term_days') }} as earned_premium
     from earned
     where earned_days > 0
 ),

@@ -1,7 +1,8 @@
 -- Earned exposure and premium per calendar month and segment. A policy term covers the days from
 -- inception (included) to expiry (excluded); its earned days in a month are the overlap with the
 -- month. Earned exposure in policy-years = earned days / 365; earned premium = written premium (CNY)
--- × earned days / term days, rounded to the fen per policy and month. Written premium and the
+-- × earned days / term days, rounded half up to the fen per policy and month in exact arithmetic
+-- (macro earned_premium, the regulator pack's figure too). Written premium and the
 -- policies written count in the month of inception; policies in force = terms with any earned day in
 -- the month. Months run from the first inception to the data cut-off (the latest valuation date).
 with {{ earned_policy_months() }}
