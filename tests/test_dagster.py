@@ -219,7 +219,7 @@ def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):
     (project / "target").mkdir()
     (project / "target" / "manifest.json").write_text("{}")
     assert dbt_source_fingerprint(project) == before  # build output is not a source
-    model = project / "models" / "marts" / "fct_claims.sql"
+    model = project / "models" / "marts" / "core" / "fct_claims.sql"
     model.write_text(model.read_text() + "\n-- changed\n")
     assert dbt_source_fingerprint(project) != before
 

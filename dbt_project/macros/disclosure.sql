@@ -112,9 +112,9 @@ levelled as (
         {% endfor -%}
         {% for d in dims %}{{ d }},
         {% endfor -%}
-        hash(insured_key) as insured_hash
+        {{ stable_hash('insured_key') }} as insured_hash
     from {{ source }}
-    group by {% for k in keys %}{{ k }}, {% endfor %}{% for d in dims %}{{ d }}, {% endfor %}hash(insured_key)
+    group by {% for k in keys %}{{ k }}, {% endfor %}{% for d in dims %}{{ d }}, {% endfor %}{{ stable_hash('insured_key') }}
 ),
 
 {{ name }}_multiplicity as (
@@ -162,7 +162,7 @@ levelled as (
     where true
         {% for d in kept %}and small.{{ d }} <> 'all'
         {% endfor %}
-    group by all
+    group by {% for k in keys %}small.{{ k }}, {% endfor %}{% for d in dims %}small.{{ d }}{{ ', ' if not loop.last }}{% endfor %}
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -193,7 +193,7 @@ levelled as (
     from {{ name }}_by_insurer as by_insurer
     inner join {{ name }}_insureds as insureds
         using ({% for k in keys %}{{ k }}, {% endfor %}{{ dims | join(', ') }})
-    group by all
+    group by {% for k in keys %}by_insurer.{{ k }}, {% endfor %}{% for d in dims %}by_insurer.{{ d }}{{ ', ' if not loop.last }}{% endfor %}
 ),
 {%- endmacro %}
 

@@ -36,9 +36,9 @@
 
 {#- <prefix>_median, _p90, _p99 from the list severity_stats made, of relation `source`. -#}
 {% macro severity_quantiles(source, prefix) -%}
-    {{ source }}.{{ prefix }}_quantiles[1] as {{ prefix }}_median,
-    {{ source }}.{{ prefix }}_quantiles[2] as {{ prefix }}_p90,
-    {{ source }}.{{ prefix }}_quantiles[3] as {{ prefix }}_p99,
+    {{ list_element(source ~ '.' ~ prefix ~ '_quantiles', 1) }} as {{ prefix }}_median,
+    {{ list_element(source ~ '.' ~ prefix ~ '_quantiles', 2) }} as {{ prefix }}_p90,
+    {{ list_element(source ~ '.' ~ prefix ~ '_quantiles', 3) }} as {{ prefix }}_p99,
 {%- endmacro %}
 
 {#- The earned policy-months behind agg_exposure_monthly (and the yearly contributors of the pricing

@@ -22,39 +22,46 @@ claims as (
     select * from {{ ref('int_claim_valuations__deduplicated') }}
 ),
 
+{#- One check per (record type, field): the rows of `from` whose `column` (default the field) is not a
+    key of the taxonomy seed (the seed's column of the same name unless `key` says otherwise), reported
+    with `code` (default the field); `or_null` also reports a null `column`; `missing` instead reports
+    the rows where that column is null (an amount whose currency has no FX rate for the month). -#}
+{%- set checks = [
+    {'record_type': 'policy', 'from': 'policies', 'field': 'product_type', 'taxonomy': 'tax_product_type'},
+    {'record_type': 'policy', 'from': 'policies', 'field': 'sector_code', 'taxonomy': 'tax_sector',
+     'code': 'coalesce(sector_label_code, industry_code)', 'or_null': true},
+    {'record_type': 'policy', 'from': 'policies', 'field': 'region_code', 'taxonomy': 'tax_region',
+     'column': 'province_code'},
+    {'record_type': 'policy', 'from': 'policies', 'field': 'currency', 'missing': 'fx_rate'},
+    {'record_type': 'policy', 'from': 'coverage', 'field': 'coverage_sections', 'taxonomy': 'tax_coverage_section',
+     'code': 'code', 'column': 'code', 'key': 'coverage_section'},
+    {'record_type': 'incident', 'from': 'incidents', 'field': 'incident_type', 'taxonomy': 'tax_incident_type'},
+    {'record_type': 'incident', 'from': 'incidents', 'field': 'attack_vector', 'taxonomy': 'tax_attack_vector'},
+    {'record_type': 'incident', 'from': 'data_types', 'field': 'data_types', 'taxonomy': 'tax_data_type',
+     'code': 'code', 'column': 'code', 'key': 'data_type'},
+    {'record_type': 'claim_valuation', 'from': 'claims', 'field': 'coverage_section', 'taxonomy': 'tax_coverage_section'},
+    {'record_type': 'claim_valuation', 'from': 'claims', 'field': 'status', 'taxonomy': 'tax_claim_status'},
+    {'record_type': 'claim_valuation', 'from': 'claims', 'field': 'currency', 'missing': 'fx_rate'},
+] %}
+
 problems as (
-    select insurer_id, submission_id, 'policy' as record_type, 'product_type' as field, product_type as code
-    from policies where product_type not in (select product_type from {{ ref('tax_product_type') }})
-    union all
-    select insurer_id, submission_id, 'policy', 'sector_code', coalesce(sector_label_code, industry_code)
-    from policies where sector_code is null or sector_code not in (select sector_code from {{ ref('tax_sector') }})
-    union all
-    select insurer_id, submission_id, 'policy', 'region_code', region_code
-    from policies where province_code not in (select province_code from {{ ref('tax_region') }})
-    union all
-    select insurer_id, submission_id, 'policy', 'currency', currency
-    from policies where fx_rate is null
-    union all
-    select insurer_id, submission_id, 'policy', 'coverage_sections', code
-    from coverage where code not in (select coverage_section from {{ ref('tax_coverage_section') }})
-    union all
-    select insurer_id, submission_id, 'incident', 'incident_type', incident_type
-    from incidents where incident_type not in (select incident_type from {{ ref('tax_incident_type') }})
-    union all
-    select insurer_id, submission_id, 'incident', 'attack_vector', attack_vector
-    from incidents where attack_vector not in (select attack_vector from {{ ref('tax_attack_vector') }})
-    union all
-    select insurer_id, submission_id, 'incident', 'data_types', code
-    from data_types where code not in (select data_type from {{ ref('tax_data_type') }})
-    union all
-    select insurer_id, submission_id, 'claim_valuation', 'coverage_section', coverage_section
-    from claims where coverage_section not in (select coverage_section from {{ ref('tax_coverage_section') }})
-    union all
-    select insurer_id, submission_id, 'claim_valuation', 'status', status
-    from claims where status not in (select status from {{ ref('tax_claim_status') }})
-    union all
-    select insurer_id, submission_id, 'claim_valuation', 'currency', currency
-    from claims where fx_rate is null
+    {%- for c in checks %}
+    {%- set column = c.get('column', c.field) %}
+    select
+        insurer_id,
+        submission_id,
+        '{{ c.record_type }}' as record_type,
+        '{{ c.field }}' as field,
+        {{ c.get('code', c.field) }} as code
+    from {{ c['from'] }}
+    {%- if c.get('missing') %}
+    where {{ c.missing }} is null
+    {%- else %}
+    where {% if c.get('or_null') %}{{ column }} is null or {% endif -%}
+        {{ column }} not in (select {{ c.get('key', column) }} from {{ ref(c.taxonomy) }})
+    {%- endif %}
+    {{- '\n    union all' if not loop.last }}
+    {%- endfor %}
 )
 
 select

@@ -8,7 +8,7 @@ with premium as (
         sum(earned_premium_cny) as earned_premium_cny,
         sum(earned_exposure_years) as exposure_years
     from {{ ref('agg_exposure_monthly') }}
-    group by all
+    group by cast(extract(year from month_start) as integer), {{ segment_dimensions() | join(', ') }}
 ),
 
 losses as (

@@ -7,12 +7,10 @@ with cells as (
 ),
 
 latest as (
-    select *
-    from cells
-    qualify row_number() over (
-        partition by accident_period_type, accident_period_start, {{ segment_dimensions() | join(', ') }}, measure
-        order by development_age_months desc
-    ) = 1
+    {{ first_row_per(
+        'cells',
+        ['accident_period_type', 'accident_period_start'] + segment_dimensions() + ['measure'],
+        'development_age_months desc') }}
 )
 
 select

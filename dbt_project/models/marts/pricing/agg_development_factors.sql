@@ -39,7 +39,13 @@ pairs as (
         {% endfor %}
     -- A period with nothing at either age carries no development information (as in chainladder).
     where current_age.value <> 0 and next_age.value <> 0
-    group by all
+    group by
+        current_age.accident_period_type,
+        {% for d in segment_dimensions() %}current_age.{{ d }},
+        {% endfor -%}
+        current_age.measure,
+        current_age.development_age_months,
+        current_age.development_age_months + steps.step_months
 ),
 
 factors as (
@@ -70,4 +76,15 @@ inner join factors as later
     and later.development_age_months >= factors.development_age_months
     {% for d in segment_dimensions() %}and later.{{ d }} = factors.{{ d }}
     {% endfor %}
-group by all
+group by
+    factors.accident_period_type,
+    {% for d in segment_dimensions() %}factors.{{ d }},
+    {% endfor -%}
+    factors.measure,
+    factors.development_age_months,
+    factors.next_age_months,
+    factors.age_to_age_factor,
+    factors.base_total,
+    factors.next_total,
+    factors.n_accident_periods,
+    factors.any_cell_published

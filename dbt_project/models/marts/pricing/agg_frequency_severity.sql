@@ -44,7 +44,7 @@ per_event as (
         count(*) as loss_events,
         {{ severity_stats('event_incurred_cny', 'event_severity') }}
     from events_by_segment
-    group by all
+    group by accident_year, {{ segment_dimensions() | join(', ') }}
 ),
 
 exposure as (
@@ -53,7 +53,7 @@ exposure as (
         {{ segment_dimensions() | join(', ') }},
         sum(earned_exposure_years) as exposure_years
     from {{ ref('agg_exposure_monthly') }}
-    group by all
+    group by cast(extract(year from month_start) as integer), {{ segment_dimensions() | join(', ') }}
 )
 
 select

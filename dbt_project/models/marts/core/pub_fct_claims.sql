@@ -84,19 +84,18 @@ withheld_share as (
 ranked as (
     select
         levelled.*,
-        (row_number() over (partition by insurer_id, coverage_section is null order by hash(claim_key), claim_key) - 1)
+        (row_number() over (partition by insurer_id, coverage_section is null order by {{ stable_hash("claim_key") }}, claim_key) - 1)
         / count(*) over (partition by insurer_id, coverage_section is null) as section_rank
     from levelled
 ),
 
 published as (
     select
-        ranked.* replace (
-            case when ranked.section_rank < withheld_share.f then null else ranked.coverage_section end
-                as coverage_section,
-            case when ranked.section_rank < withheld_share.f then 'unknown' else ranked.coverage_party end
-                as coverage_party
-        )
+        ranked.*,
+        case when ranked.section_rank < withheld_share.f then null else ranked.coverage_section end
+            as published_coverage_section,
+        case when ranked.section_rank < withheld_share.f then 'unknown' else ranked.coverage_party end
+            as published_coverage_party
     from ranked
     cross join withheld_share
 )
@@ -107,8 +106,8 @@ select
     case when disclosure_level <= 6 then loss_event_id end as loss_event_id,
     case when disclosure_level <= 2 then policy_key end as policy_key,
     disclosure_level,
-    coverage_section,
-    coverage_party,
+    published_coverage_section as coverage_section,
+    published_coverage_party as coverage_party,
     status,
     is_open,
     report_month,
