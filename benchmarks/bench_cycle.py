@@ -155,7 +155,7 @@ def gate_statuses(warehouse: Path) -> dict[str, int]:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return dict(con.execute("SELECT status, count(*) FROM raw.submission_gate GROUP BY ALL ORDER BY ALL").fetchall())
+        return dict(con.execute("SELECT status, count(*) FROM control.submission_gate GROUP BY ALL ORDER BY ALL").fetchall())
 
 
 def delivered_rows(truth: Path) -> dict[str, int]:

@@ -30,7 +30,7 @@ nothing in fct_claim_valuations depends on policies or incidents.
 
 Inputs taken from the pipeline rather than re-implemented: which submissions the submission gate did not
 admit (held, rejected, still pending). Their file names, resends included, are read from the pipeline
-warehouse's raw.submission_files joined to raw.submission_gate before the clock starts, and those files
+warehouse's control.submission_files joined to control.submission_gate before the clock starts, and those files
 are not read. Ingestion order is delivery-name order per insurer, as ingestion/pipeline.py walks the
 landing zone; the ranking uses it where the pipeline uses ingested_at, which is the same order when the
 landing zone was ingested in name order (one run, or month files arriving in month order).
@@ -114,8 +114,8 @@ def not_admitted_files(warehouse: Path) -> set[str]:
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(
-            "SELECT f.source_file FROM raw.submission_files AS f "
-            "LEFT JOIN raw.submission_gate AS g USING (submission_id) "
+            "SELECT f.source_file FROM control.submission_files AS f "
+            "LEFT JOIN control.submission_gate AS g USING (submission_id) "
             "WHERE g.status IS NULL OR NOT list_contains(?, g.status)",
             [list(ADMITTED)],
         ).fetchall()

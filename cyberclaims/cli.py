@@ -216,16 +216,16 @@ def _print_status() -> None:
     with con:
         click.echo(f"Warehouse {path}")
         for table, n in warehouse.table_counts(con).items():
-            click.echo(f"  raw.{table:18s} {n:>12,}")
+            click.echo(f"  {table:26s} {n:>12,}")
         click.echo("  submissions by insurer, status and gate:")
         for insurer, status, gate, n in con.execute(
-            "SELECT s.insurer_id, s.status, coalesce(g.status, '-'), count(*) FROM raw.submissions s "
-            "LEFT JOIN raw.submission_gate g USING (submission_id) GROUP BY ALL ORDER BY ALL"
+            "SELECT s.insurer_id, s.status, coalesce(g.status, '-'), count(*) FROM control.submissions s "
+            "LEFT JOIN control.submission_gate g USING (submission_id) GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             click.echo(f"    {insurer:16s} {status:9s} {gate:9s} {n:>6}")
         held = con.execute(
-            "SELECT s.source_file, g.reasons, g.decided_by = ? FROM raw.submission_gate g "
-            "JOIN raw.submissions s USING (submission_id) WHERE g.status = 'held' ORDER BY s.source_file",
+            "SELECT s.source_file, g.reasons, g.decided_by = ? FROM control.submission_gate g "
+            "JOIN control.submissions s USING (submission_id) WHERE g.status = 'held' ORDER BY s.source_file",
             [SECTOR_ACTOR],
         ).fetchall()
         for by_sector, title in (
@@ -443,7 +443,7 @@ def submissions_show(submission_id: str) -> None:
         row = con.execute(
             "SELECT s.insurer_id, s.source_file, coalesce(g.status, s.status), g.reasons, g.results, g.decided_by, "
             "g.decision_note, s.error, s.mapping_version, s.ingested_at "
-            "FROM raw.submissions s LEFT JOIN raw.submission_gate g USING (submission_id) WHERE submission_id = ?", [sid]
+            "FROM control.submissions s LEFT JOIN control.submission_gate g USING (submission_id) WHERE submission_id = ?", [sid]
         ).fetchall()[0]
     keys = ("insurer_id", "source_file", "status", "reasons", "results", "decided_by", "decision_note", "error",
             "mapping_version", "ingested_at")
@@ -477,15 +477,29 @@ def submissions_retry(submission_id: str, note: str, reviewer: str | None) -> No
 
 
 def _review(action: str, submission_id: str, note: str, reviewer: str | None) -> None:
-    from ingestion import warehouse
-    from quality.gate import ReviewError, review
+    """The operator's decision through the review job, as the UI's launchpad runs it: in the writer pool, recorded
+    as a run and as a materialization of the gate's decisions."""
+    settings.ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.ingestion.gate import REVIEW_JOB, review_held_submission
+    from orchestration.runs import PoolWaitTimeout, execute_job
 
     actor = reviewer or os.environ.get("USER") or "operator"
-    with warehouse.connect(settings.paths().warehouse) as con:
+    op = review_held_submission.name
+    run_config = {"ops": {op: {"config": {"submission_id": submission_id, "action": action, "note": note, "reviewer": actor}}},
+                  "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with dg.DagsterInstance.get() as instance:
         try:
-            outcome = review(con, submission_id, action, actor, note)
-        except ReviewError as exc:
+            result = execute_job(defs().resolve_job_def(REVIEW_JOB), instance, run_config)
+        except PoolWaitTimeout as exc:
             raise click.ClickException(str(exc)) from None
+    if not result.success:
+        failures = [e.step_failure_data for e in result.all_events if e.is_step_failure]
+        why = [f.user_failure_data.description if f.user_failure_data else f.error.message for f in failures]
+        raise click.ClickException("; ".join(w.strip() for w in why if w) or f"review run {result.run_id} failed")
+    outcome = result.output_for_node(op)
     click.echo(f"{_shown(outcome['source_file'])} ({outcome['submission_id'][:16]}): {outcome['logged']} by {actor}")
     if action == "release":
         click.echo("It enters the marts and the published database with the next `cyberclaims run`.")

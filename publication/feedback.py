@@ -27,12 +27,12 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
     """One report per submission, built from the internal warehouse (read-only connection)."""
     names: dict[str, list[str]] = {}
     for submission_id, source_file in con.execute(
-        "SELECT submission_id, source_file FROM raw.submission_files ORDER BY first_seen_at, source_file"
+        "SELECT submission_id, source_file FROM control.submission_files ORDER BY first_seen_at, source_file"
     ).fetchall():
         names.setdefault(submission_id, []).append(source_file)
     counts: dict[str, dict] = {}
     for submission_id, rt, delivered, loaded, quarantined in con.execute(
-        "SELECT submission_id, record_type, rows_delivered, rows_loaded, rows_quarantined FROM raw.submission_counts"
+        "SELECT submission_id, record_type, rows_delivered, rows_loaded, rows_quarantined FROM control.submission_counts"
     ).fetchall():
         counts.setdefault(submission_id, {})[rt] = {"delivered": delivered, "accepted": loaded, "quarantined": quarantined}
     reasons: dict[str, dict[str, int]] = {}
@@ -56,12 +56,12 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
                "manifest_file": r[4], "evaluated_at": r[5], "decided_by": r[6], "decided_at": r[7], "decision_note": r[8]}
         for r in con.execute(
             "SELECT submission_id, status, reasons, results, manifest_file, evaluated_at, decided_by, decided_at, "
-            "decision_note FROM raw.submission_gate"
+            "decision_note FROM control.submission_gate"
         ).fetchall()
     }
     history: dict[str, list[dict]] = {}
     for submission_id, logged_at, status, log_reasons, actor, note in con.execute(
-        "SELECT submission_id, logged_at, status, reasons, actor, note FROM raw.submission_gate_log "
+        "SELECT submission_id, logged_at, status, reasons, actor, note FROM control.submission_gate_log "
         "ORDER BY submission_id, logged_at"
     ).fetchall():
         history.setdefault(submission_id, []).append({
@@ -71,7 +71,7 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
     fields: dict[str, dict[str, list[dict]]] = {}
     for submission_id, rt, name, delivery, source, accepted, with_value in con.execute(
         "SELECT submission_id, record_type, field, delivery, source, rows_accepted, rows_with_value "
-        "FROM raw.submission_fields ORDER BY submission_id, record_type"
+        "FROM control.submission_fields ORDER BY submission_id, record_type"
     ).fetchall():
         fields.setdefault(submission_id, {}).setdefault(rt, []).append({
             "field": name, "delivery": delivery, "source": source, "rows_accepted": accepted,
@@ -81,7 +81,7 @@ def submission_reports(con: duckdb.DuckDBPyConnection, published_submissions: di
          mapping_version, ingested_at) in con.execute("""
             SELECT submission_id, insurer_id, source_file, status, error, warnings, rows_delivered, rows_loaded,
                    rows_quarantined, mapping_version, ingested_at
-            FROM raw.submissions ORDER BY insurer_id, ingested_at, submission_id""").fetchall():
+            FROM control.submissions ORDER BY insurer_id, ingested_at, submission_id""").fetchall():
         version = published_submissions.get(submission_id)
         gate = gates.get(submission_id)
         reports.append({

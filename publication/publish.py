@@ -11,7 +11,6 @@ sees the new version. A crash or a failed check at any point leaves the publishe
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -371,8 +370,8 @@ def find_carriers(con: duckdb.DuckDBPyConnection, catalog: str, tokens: list[str
     if not counts:
         return []
     rows = con.execute(
-        f'SELECT s.submission_id, s.insurer_id, s.source_file FROM "{catalog}".raw.submissions s '
-        f'JOIN "{catalog}".raw.submission_gate g USING (submission_id) '
+        f'SELECT s.submission_id, s.insurer_id, s.source_file FROM "{catalog}".control.submissions s '
+        f'JOIN "{catalog}".control.submission_gate g USING (submission_id) '
         "WHERE s.submission_id IN (SELECT unnest($ids)) AND g.status IN (SELECT unnest($admitted)) "
         "ORDER BY s.insurer_id, s.ingested_at, s.submission_id",
         {"ids": sorted(counts), "admitted": list(ADMITTED)},
@@ -402,117 +401,16 @@ def _name_carriers(checks: list[CheckResult], carriers: list[Carrier]) -> list[C
     return named
 
 
-def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
-    """What the marts are a function of: every submission with its ingestion status and gate decision,
-    the row count of every raw table, the dbt project's files, the contract and the code version.
-    Equal fingerprints, equal marts; computed from the registry and table metadata, not the rows."""
-    from cyberclaims import __version__
-    from ingestion.contract import CONTRACT_VERSION
-    from ingestion.warehouse import table_counts
-
-    digest = hashlib.sha256(f"{__version__}\0{CONTRACT_VERSION}\0{dbt_sources}".encode())
-    digest.update(json.dumps(table_counts(con), sort_keys=True).encode())
-    for row in con.execute(
-        "SELECT submission_id, coalesce(s.status, ''), coalesce(g.status, ''), "
-        "coalesce(CAST(g.decided_at AS VARCHAR), '') "
-        "FROM raw.submissions s FULL JOIN raw.submission_gate g USING (submission_id) ORDER BY submission_id"
-    ).fetchall():
-        digest.update("\0".join(row).encode() + b"\n")
-    return digest.hexdigest()
-
-
-def record_build_inputs(con: duckdb.DuckDBPyConnection, fingerprint: str, dbt_project: str) -> datetime:
-    """Note, before dbt builds the marts, which inputs and dbt project they are built from (read back by
-    publication and by the next build). Returns the build's start, its key for record_build_completed."""
-    started = datetime.now(UTC).replace(tzinfo=None)
-    con.execute("INSERT INTO raw.mart_builds (started_at, inputs_fingerprint, dbt_project_fingerprint) VALUES (?, ?, ?)",
-                [started, fingerprint, dbt_project])
-    return started
-
-
-def record_build_completed(con: duckdb.DuckDBPyConnection, started: datetime) -> None:
-    con.execute("UPDATE raw.mart_builds SET completed_at = ? WHERE started_at = ?",
-                [datetime.now(UTC).replace(tzinfo=None), started])
-
-
-def record_build_restarted(con: duckdb.DuckDBPyConnection, started: datetime, fingerprint: str) -> datetime:
-    """The build started at `started` begins again (the sector tests held submissions, the marts are
-    rebuilt whole): it now starts from these inputs, at this time. Returns the build's new key."""
-    restarted = datetime.now(UTC).replace(tzinfo=None)
-    con.execute("UPDATE raw.mart_builds SET started_at = ?, inputs_fingerprint = ? WHERE started_at = ?",
-                [restarted, fingerprint, started])
-    return restarted
-
-
-def _last_completed_build(con: duckdb.DuckDBPyConnection) -> tuple[str, datetime] | None:
-    row = con.execute("SELECT dbt_project_fingerprint, started_at FROM raw.mart_builds WHERE completed_at IS NOT NULL "
-                      "ORDER BY completed_at DESC LIMIT 1").fetchall()
-    return row[0] if row else None
-
-
-def incremental_project(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The dbt project fingerprint of the last completed build of the marts (None: never recorded)."""
-    last = _last_completed_build(con)
-    return last[0] if last else None
-
-
-def left_admission_since(con: duckdb.DuckDBPyConnection, since: datetime) -> list[str]:
-    """Submissions that left the admitted set at or after `since` (held by the sector tests, rejected or
-    revoked by an operator), from the gate log: the incremental models still hold their rows."""
-    return [r[0] for r in con.execute(
-        """SELECT DISTINCT submission_id FROM (
-               SELECT submission_id, logged_at, status,
-                      lag(status) OVER (PARTITION BY submission_id ORDER BY logged_at, rowid) AS before
-               FROM raw.submission_gate_log)
-           WHERE logged_at >= ? AND before IN (SELECT unnest(?)) AND status NOT IN (SELECT unnest(?))
-           ORDER BY submission_id""",
-        [since, list(ADMITTED), list(ADMITTED)],
-    ).fetchall()]
-
-
-def full_refresh_reason(con: duckdb.DuckDBPyConnection, dbt_project: str) -> str | None:
-    """Why the next build must rebuild the incremental models whole, or None when it may be incremental.
-
-    The incremental models keep the rows earlier builds wrote and only add what is newly admitted, so
-    they are rebuilt whole when there is no completed build, when the dbt project changed since it (a
-    model, a macro, a seed such as an FX rate), or when a submission left the admitted set since it
-    started (a sector-test hold, an operator's rejection or revocation)."""
-    last = _last_completed_build(con)
-    if last is None:
-        return "no completed build recorded"
-    project, started = last
-    if project != dbt_project:
-        return "the dbt project changed since the last completed build"
-    left = left_admission_since(con, started)
-    if left:
-        return (f"{len(left)} submission(s) left the admitted set since the last completed build "
-                f"({', '.join(s[:12] for s in left)})")
-    return None
-
-
-def built_from(con: duckdb.DuckDBPyConnection, database: str | None = None) -> str | None:
-    """The inputs fingerprint of the latest dbt build of the marts in this warehouse (`database`: the name
-    the warehouse is attached under, when it is not the connection's own)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'mart_builds' "
-        "AND database_name = coalesce(?, current_database())", [database]).fetchall()[0][0]
-    if not exists:
-        return None
-    prefix = f'"{database}".' if database else ""
-    row = con.execute(f"SELECT inputs_fingerprint FROM {prefix}raw.mart_builds ORDER BY started_at DESC LIMIT 1"
-                      ).fetchall()
-    return row[0][0] if row else None
-
-
 def publication_metadata(con: duckdb.DuckDBPyConnection, dbt_project_dir: Path) -> dict:
     """What a version is made of: submissions, code and taxonomy versions, the audit that preceded it."""
     from cyberclaims import __version__
+    from cyberclaims.transformation.builds import built_from
     from ingestion.contract import CONTRACT_VERSION
     from ingestion.taxonomy import SEEDS_DIR, read_seed
 
     # Admitted submissions only: a held or operator-rejected submission is not in the marts.
     submissions = [r[0] for r in con.execute(
-        "SELECT s.submission_id FROM raw.submissions s JOIN raw.submission_gate g USING (submission_id) "
+        "SELECT s.submission_id FROM control.submissions s JOIN control.submission_gate g USING (submission_id) "
         "WHERE s.status = 'loaded' AND g.status IN (SELECT unnest(?)) ORDER BY s.ingested_at, s.submission_id",
         [list(ADMITTED)],
     ).fetchall()]
@@ -670,7 +568,7 @@ def _publish(
     with duckdb.connect(str(building)) as con:
         limit_memory(con)
         con.execute(f"ATTACH '{warehouse_path}' AS wh (READ_ONLY)")
-        insurer_ids = [r[0] for r in con.execute("SELECT DISTINCT insurer_id FROM wh.raw.submissions").fetchall()]
+        insurer_ids = [r[0] for r in con.execute("SELECT DISTINCT insurer_id FROM wh.control.submissions").fetchall()]
         for t in tables:
             cols = ", ".join(f'"{c}"' for c in t.columns)
             # Rows in the order of a hash of their published values, never the build's (which follows the
@@ -751,8 +649,8 @@ def _withdrawn_since(con: duckdb.DuckDBPyConnection, previous: Path | None) -> l
         return []
     # A revoked submission's gate status is `rejected`; its log says `revoked` (quality.gate.review).
     return [r[0] for r in con.execute(
-        "SELECT submission_id FROM wh.raw.submission_gate WHERE status = 'rejected' AND submission_id IN "
-        "(SELECT unnest($ids)) AND submission_id IN (SELECT submission_id FROM wh.raw.submission_gate_log "
+        "SELECT submission_id FROM wh.control.submission_gate WHERE status = 'rejected' AND submission_id IN "
+        "(SELECT unnest($ids)) AND submission_id IN (SELECT submission_id FROM wh.control.submission_gate_log "
         "WHERE status = 'revoked') ORDER BY 1", {"ids": included}).fetchall()]
 
 

@@ -1,6 +1,6 @@
 """The submission-level gate: Great Expectations suites over each new submission, then admit or hold.
 
-Every loaded submission enters `raw.submission_gate` as `pending`. The gate evaluates an
+Every loaded submission enters `control.submission_gate` as `pending`. The gate evaluates an
 insurer's pending submissions in delivery order:
 
 1. the record suites (`expectations/suites/{policy,incident,claim_valuation}.json`) run on the
@@ -88,7 +88,7 @@ GATE_REASONS = {
                  "were published without it",
 }
 
-# Who holds a submission whose rows fail a sector-level dbt test (raw.submission_gate.decided_by and the log).
+# Who holds a submission whose rows fail a sector-level dbt test (control.submission_gate.decided_by and the log).
 SECTOR_ACTOR = "sector_tests"
 
 
@@ -220,8 +220,8 @@ def _open_statuses() -> list[str]:
 
 def pending_submissions(con: duckdb.DuckDBPyConnection, insurer_id: str) -> list[tuple[str, str, datetime]]:
     return con.execute(
-        """SELECT g.submission_id, s.source_file, s.ingested_at FROM raw.submission_gate g
-           JOIN raw.submissions s USING (submission_id)
+        """SELECT g.submission_id, s.source_file, s.ingested_at FROM control.submission_gate g
+           JOIN control.submissions s USING (submission_id)
            WHERE g.insurer_id = ? AND g.status = 'pending' ORDER BY s.ingested_at, s.submission_id""",
         [insurer_id],
     ).fetchall()
@@ -269,7 +269,7 @@ def _record_frame(con, cfg: InsurerConfig, rt: str, submission_ids: list[str]) -
         select.append(f"CASE WHEN p.currency = r.currency THEN CAST(p.limit_amount AS DOUBLE) * {tolerance} END AS limit_with_tolerance")
         joins.append("""LEFT JOIN (
             SELECT insurer_id, policy_key, limit_amount, currency FROM raw.policies
-            WHERE insurer_id = $insurer AND submission_id NOT IN (SELECT submission_id FROM raw.submission_gate WHERE status = 'rejected')
+            WHERE insurer_id = $insurer AND submission_id NOT IN (SELECT submission_id FROM control.submission_gate WHERE status = 'rejected')
             QUALIFY row_number() OVER (PARTITION BY policy_key ORDER BY ingested_at DESC, submission_id DESC, source_row DESC) = 1
         ) p ON p.policy_key = r.policy_key""")
         # The insurer's own incurred against the contract's formula, in the row's currency.
@@ -279,7 +279,7 @@ def _record_frame(con, cfg: InsurerConfig, rt: str, submission_ids: list[str]) -
         # the previous and the next one in the same currency, the earliest valuation and latest report date.
         ctes.append("""history AS (
             SELECT h.claim_key, h.valuation_date, h.report_date, h.currency, h.paid_indemnity, h.paid_expense
-            FROM raw.claim_valuations h JOIN raw.submission_gate g ON g.submission_id = h.submission_id
+            FROM raw.claim_valuations h JOIN control.submission_gate g ON g.submission_id = h.submission_id
             WHERE h.insurer_id = $insurer AND g.status IN (SELECT unnest($admitted))
               AND h.claim_key IN (SELECT claim_key FROM r)
             QUALIFY row_number() OVER (PARTITION BY h.claim_key, h.valuation_date
@@ -341,7 +341,7 @@ def _record_findings(con, cfg: InsurerConfig, runner: SuiteRunner, submission_id
     }
     for rt in cfg.record_types:
         sizes = con.execute(
-            "SELECT submission_id, rows_loaded FROM raw.submission_counts WHERE record_type = ? "
+            "SELECT submission_id, rows_loaded FROM control.submission_counts WHERE record_type = ? "
             "AND submission_id IN (SELECT unnest(?))",
             [rt, submission_ids],
         ).fetchall()
@@ -389,17 +389,17 @@ def _facts(con, insurer_id: str, submission_ids: list[str]) -> dict[tuple[str, s
     if not submission_ids:
         return {}
     files = dict(con.execute(
-        "SELECT submission_id, source_file FROM raw.submissions WHERE submission_id IN (SELECT unnest(?))", [submission_ids]
+        "SELECT submission_id, source_file FROM control.submissions WHERE submission_id IN (SELECT unnest(?))", [submission_ids]
     ).fetchall())
     facts = {
         (sid, rt): _Facts(sid, files[sid], rt, delivered, loaded, quarantined, {}, [])
         for sid, rt, delivered, loaded, quarantined in con.execute(
-            "SELECT submission_id, record_type, rows_delivered, rows_loaded, rows_quarantined FROM raw.submission_counts "
+            "SELECT submission_id, record_type, rows_delivered, rows_loaded, rows_quarantined FROM control.submission_counts "
             "WHERE submission_id IN (SELECT unnest(?))", [submission_ids]
         ).fetchall()
     }
     for sid, rt, measure, delivered, accepted, manifest in con.execute(
-        "SELECT submission_id, record_type, measure, delivered, accepted, manifest FROM raw.submission_controls "
+        "SELECT submission_id, record_type, measure, delivered, accepted, manifest FROM control.submission_controls "
         "WHERE submission_id IN (SELECT unnest(?)) ORDER BY submission_id, record_type, measure = 'row_count' DESC, measure",
         [submission_ids],
     ).fetchall():
@@ -419,7 +419,7 @@ def _facts(con, insurer_id: str, submission_ids: list[str]) -> dict[tuple[str, s
             f"""SELECT r.submission_id, avg(CASE WHEN p.policy_key IS NULL THEN 0.0 ELSE 1.0 END)
                 FROM raw.{c.RAW_TABLE[rt]} r LEFT JOIN (
                     SELECT DISTINCT policy_key FROM raw.policies WHERE insurer_id = ?
-                    AND submission_id NOT IN (SELECT submission_id FROM raw.submission_gate WHERE status = 'rejected')
+                    AND submission_id NOT IN (SELECT submission_id FROM control.submission_gate WHERE status = 'rejected')
                 ) p USING (policy_key)
                 WHERE r.submission_id IN (SELECT unnest(?)) GROUP BY ALL""",
             [insurer_id, submission_ids],
@@ -542,8 +542,8 @@ def evaluate_insurer(
     # The insurer's last admitted submission of each record type before the pending ones, and how many.
     admitted = con.execute(
         """SELECT sc.record_type, arg_max(s.submission_id, (s.ingested_at, s.submission_id)), count(*)
-           FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
-           JOIN raw.submission_counts sc USING (submission_id)
+           FROM control.submission_gate g JOIN control.submissions s USING (submission_id)
+           JOIN control.submission_counts sc USING (submission_id)
            WHERE g.insurer_id = ? AND g.status IN (SELECT unnest(?)) AND s.ingested_at <= ?
            GROUP BY ALL""",
         [cfg.insurer_id, list(ADMITTED), first_ingested],
@@ -552,7 +552,7 @@ def evaluate_insurer(
     admitted_count = {rt: n for rt, _, n in admitted}
     manifests = {
         sid: (mf, me) for sid, mf, me in con.execute(
-            "SELECT submission_id, manifest_file, manifest_error FROM raw.submission_gate WHERE submission_id IN (SELECT unnest(?))",
+            "SELECT submission_id, manifest_file, manifest_error FROM control.submission_gate WHERE submission_id IN (SELECT unnest(?))",
             [order],
         ).fetchall()
     }
@@ -620,14 +620,14 @@ def _record_decisions(con, decisions: list[Decision], at: datetime) -> None:
     try:
         for d in decisions:
             con.execute(
-                """UPDATE raw.submission_gate SET status = ?, reasons = ?, results = ?, evaluated_at = ?,
+                """UPDATE control.submission_gate SET status = ?, reasons = ?, results = ?, evaluated_at = ?,
                    admitted_at = CASE WHEN ? = 'passed' THEN CAST(? AS TIMESTAMP) END, decided_by = 'gate', decided_at = ?
                    WHERE submission_id = ? AND status = 'pending'""",
                 [d.status, d.reasons, json.dumps(d.results, default=_jsonable, ensure_ascii=False), at, d.status, at, at,
                  d.submission_id],
             )
             con.execute(
-                "INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, ?, 'gate', ?)",
+                "INSERT INTO control.submission_gate_log VALUES (?, ?, ?, ?, 'gate', ?)",
                 [d.submission_id, at, d.status, d.reasons, None],
             )
         con.execute("COMMIT")
@@ -644,7 +644,7 @@ def resolve_submission(con: duckdb.DuckDBPyConnection, prefix: str) -> str:
     if len(prefix) < 8:
         raise ReviewError("give at least 8 characters of the submission id")
     matches = [r[0] for r in con.execute(
-        "SELECT submission_id FROM raw.submission_gate WHERE starts_with(submission_id, ?)", [prefix.lower()]
+        "SELECT submission_id FROM control.submission_gate WHERE starts_with(submission_id, ?)", [prefix.lower()]
     ).fetchall()]
     if not matches:
         raise ReviewError(f"no loaded submission with id {prefix}")
@@ -672,7 +672,7 @@ def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: 
         raise ReviewError("a note saying why is required")
     sid = resolve_submission(con, submission)
     status, insurer_id, source_file = con.execute(
-        "SELECT g.status, g.insurer_id, s.source_file FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id) "
+        "SELECT g.status, g.insurer_id, s.source_file FROM control.submission_gate g JOIN control.submissions s USING (submission_id) "
         "WHERE submission_id = ?", [sid]
     ).fetchall()[0]
     if status not in REVIEW_ACTIONS[action]:
@@ -687,11 +687,11 @@ def review(con: duckdb.DuckDBPyConnection, submission: str, action: str, actor: 
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
-            """UPDATE raw.submission_gate SET status = ?, admitted_at = CASE WHEN ? = 'released' THEN CAST(? AS TIMESTAMP) END,
+            """UPDATE control.submission_gate SET status = ?, admitted_at = CASE WHEN ? = 'released' THEN CAST(? AS TIMESTAMP) END,
                decided_by = ?, decided_at = ?, decision_note = ? WHERE submission_id = ?""",
             [new_status, new_status, at, actor, at, note.strip(), sid],
         )
-        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, logged, actor, note.strip()])
+        con.execute("INSERT INTO control.submission_gate_log VALUES (?, ?, ?, [], ?, ?)", [sid, at, logged, actor, note.strip()])
         reopened = _reopen_drift_holds(con, sid, insurer_id, at) if new_status == "released" else []
         con.execute("COMMIT")
     except BaseException:
@@ -707,8 +707,8 @@ def _reopen_drift_holds(con: duckdb.DuckDBPyConnection, released: str, insurer_i
     ones held for drift alone were judged against an older baseline, so they return to `pending` and
     the next cycle's gate judges them again (in delivery order, against the released one)."""
     rows = con.execute(
-        """SELECT g.submission_id, s.source_file FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
-           CROSS JOIN (SELECT ingested_at, submission_id FROM raw.submissions WHERE submission_id = ?) r
+        """SELECT g.submission_id, s.source_file FROM control.submission_gate g JOIN control.submissions s USING (submission_id)
+           CROSS JOIN (SELECT ingested_at, submission_id FROM control.submissions WHERE submission_id = ?) r
            WHERE g.insurer_id = ? AND g.status = 'held' AND len(g.reasons) > 0
              AND list_bool_and(list_transform(g.reasons, lambda x: starts_with(x, 'DRIFT_')))
              AND (s.ingested_at > r.ingested_at OR (s.ingested_at = r.ingested_at AND s.submission_id > r.submission_id))
@@ -718,11 +718,11 @@ def _reopen_drift_holds(con: duckdb.DuckDBPyConnection, released: str, insurer_i
     note = f"re-evaluated: {released[:12]} was released and is the new drift baseline"
     for sid, _ in rows:
         con.execute(
-            """UPDATE raw.submission_gate SET status = 'pending', reasons = [], results = NULL, evaluated_at = NULL,
+            """UPDATE control.submission_gate SET status = 'pending', reasons = [], results = NULL, evaluated_at = NULL,
                admitted_at = NULL, decided_by = NULL, decided_at = NULL, decision_note = NULL WHERE submission_id = ?""",
             [sid],
         )
-        con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, 'pending', [], 'gate', ?)", [sid, at, note])
+        con.execute("INSERT INTO control.submission_gate_log VALUES (?, ?, 'pending', [], 'gate', ?)", [sid, at, note])
     return [f for _, f in rows]
 
 
@@ -730,7 +730,7 @@ def gate_overview(con: duckdb.DuckDBPyConnection, status: str | None = None, ins
     rows = con.execute(
         """SELECT g.submission_id, g.insurer_id, s.source_file, g.status, g.reasons, g.evaluated_at, g.decided_by,
                   g.decision_note
-           FROM raw.submission_gate g JOIN raw.submissions s USING (submission_id)
+           FROM control.submission_gate g JOIN control.submissions s USING (submission_id)
            WHERE (? IS NULL OR g.status = ?) AND (? IS NULL OR g.insurer_id = ?)
            ORDER BY g.insurer_id, s.ingested_at, s.source_file""",
         [status, status, insurer, insurer],
@@ -775,8 +775,8 @@ LINEAGE = ("insurer_id", "submission_id")
 def released_after_sector_hold(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Submissions an operator released after a sector-test hold: the sector tests never hold them again."""
     return {r[0] for r in con.execute(
-        "SELECT submission_id FROM raw.submission_gate WHERE status = 'released' AND submission_id IN "
-        "(SELECT submission_id FROM raw.submission_gate_log WHERE actor = ? AND status = 'held')", [SECTOR_ACTOR]
+        "SELECT submission_id FROM control.submission_gate WHERE status = 'released' AND submission_id IN "
+        "(SELECT submission_id FROM control.submission_gate_log WHERE actor = ? AND status = 'held')", [SECTOR_ACTOR]
     ).fetchall()}
 
 
@@ -792,7 +792,7 @@ def attribute_sector_failures(
     or a seed is wrong): holding them all would publish an empty sector, so it is not attributed."""
     verdict = SectorVerdict()
     admitted = dict(con.execute(
-        "SELECT submission_id, insurer_id FROM raw.submission_gate WHERE status IN (SELECT unnest(?))", [list(ADMITTED)]
+        "SELECT submission_id, insurer_id FROM control.submission_gate WHERE status IN (SELECT unnest(?))", [list(ADMITTED)]
     ).fetchall())
     most_insurers = max(1, len(set(admitted.values())) // 2)
     released = released_after_sector_hold(con)
@@ -863,8 +863,8 @@ def hold_for_sector_tests(con: duckdb.DuckDBPyConnection, holds: dict[str, list[
     try:
         for sid, findings in sorted(holds.items()):
             rows = con.execute(
-                "SELECT g.status, g.results, g.insurer_id, s.source_file FROM raw.submission_gate g "
-                "JOIN raw.submissions s USING (submission_id) WHERE submission_id = ?", [sid]
+                "SELECT g.status, g.results, g.insurer_id, s.source_file FROM control.submission_gate g "
+                "JOIN control.submissions s USING (submission_id) WHERE submission_id = ?", [sid]
             ).fetchall()
             if not rows or rows[0][0] not in ADMITTED:
                 raise GateError(f"{sid[:12]} is not admitted: the sector tests cannot hold it")
@@ -875,11 +875,11 @@ def hold_for_sector_tests(con: duckdb.DuckDBPyConnection, holds: dict[str, list[
             results = (json.loads(results) if results else {}) | {
                 "sector_tests": [{**f, "held_at": at.isoformat(timespec="seconds")} for f in findings]}
             con.execute(
-                """UPDATE raw.submission_gate SET status = 'held', reasons = ?, results = ?, admitted_at = NULL,
+                """UPDATE control.submission_gate SET status = 'held', reasons = ?, results = ?, admitted_at = NULL,
                    decided_by = ?, decided_at = ?, decision_note = ? WHERE submission_id = ?""",
                 [reasons, json.dumps(results, default=_jsonable, ensure_ascii=False), SECTOR_ACTOR, at, note, sid],
             )
-            con.execute("INSERT INTO raw.submission_gate_log VALUES (?, ?, 'held', ?, ?, ?)",
+            con.execute("INSERT INTO control.submission_gate_log VALUES (?, ?, 'held', ?, ?, ?)",
                         [sid, at, reasons, SECTOR_ACTOR, note])
             held.append({"submission_id": sid, "insurer_id": insurer_id, "source_file": source_file,
                          "reasons": reasons, "note": note})

@@ -32,7 +32,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cyberclaims import csvsafe
-from publication.publish import PUBLISHED_NAME, built_from, published_manifest, published_version
+from cyberclaims.transformation.builds import built_from
+from publication.publish import PUBLISHED_NAME, published_manifest, published_version
 from regulator import disclosure
 from regulator.disclosure import TOTAL, DisclosureRules, ProtectedTable
 from regulator.model import (

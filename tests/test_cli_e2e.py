@@ -22,8 +22,9 @@ def cli(*args, env):
 def counts(db):
     with duckdb.connect(str(db), read_only=True) as con:
         return {
-            t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
-            for t in ("policies", "incidents", "claim_valuations", "quarantine", "submissions", "submission_files")
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("raw.policies", "raw.incidents", "raw.claim_valuations", "raw.quarantine", "control.submissions",
+                      "control.submission_files")
         }
 
 
@@ -59,7 +60,7 @@ def test_generate_then_run_twice(tmp_path):
     assert (tmp_path / "data" / "published" / "parquet" / "fct_claims.parquet").stat().st_size > 0
 
     reports = list((tmp_path / "data" / "feedback").glob("*/*.json"))
-    assert len(reports) == after_first["submissions"]
+    assert len(reports) == after_first["control.submissions"]
 
     # The cycle ends with the regulator pack of the latest complete quarter.
     pack = tmp_path / "data" / "regulator" / "2024Q4"
@@ -84,7 +85,7 @@ def test_generate_then_run_twice(tmp_path):
     # change since version 1, so that version is held (the difference rule) and the run says why.
     with duckdb.connect(str(db), read_only=True) as con:
         held_by_insurer = dict(con.execute(
-            "SELECT insurer_id, min(submission_id) FROM raw.submission_gate WHERE status = 'held' GROUP BY ALL "
+            "SELECT insurer_id, min(submission_id) FROM control.submission_gate WHERE status = 'held' GROUP BY ALL "
             "ORDER BY 1").fetchall())
     assert held_by_insurer
     first_insurer, held = next(iter(held_by_insurer.items()))
@@ -102,7 +103,7 @@ def test_generate_then_run_twice(tmp_path):
             assert cli("submissions", "release", submission, "--note", "confirmed", env=env).returncode == 0
     with duckdb.connect(str(db), read_only=True) as con:
         withdrawn = con.execute(
-            "SELECT min(submission_id) FROM raw.submission_gate WHERE status = 'passed' AND insurer_id NOT IN "
+            "SELECT min(submission_id) FROM control.submission_gate WHERE status = 'passed' AND insurer_id NOT IN "
             "(SELECT unnest($1))", [list(held_by_insurer)]).fetchall()[0][0]
     revoked = cli("submissions", "revoke", withdrawn, "--note", "the insurer withdrew the file", env=env)
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr

@@ -16,6 +16,7 @@ from ingestion.config import load_all_configs
 from ingestion.pipeline import content_hash
 from orchestration.defs.ingestion import build_defs
 from orchestration.defs.ingestion.assets import asset_key
+from orchestration.defs.ingestion.gate import gate_key
 from orchestration.defs.resources import WRITER_POOL, LandingZoneResource
 from tests.conftest import materialize
 
@@ -59,12 +60,18 @@ def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
     assert defs.resolve_job_def("monthly_cycle") is not None
     assert defs.resolve_sensor_def("landing_sensor") is not None
     assert defs.resolve_job_def("review_submission") is not None
-    # Every insurer's ingestion asset carries the blocking submission gate, run in the writer pool.
-    specs = {spec.asset_key: spec for checks in build_defs().asset_checks for spec in checks.check_specs}
-    for insurer_id in load_all_configs():
-        spec = specs[asset_key(insurer_id)]
-        assert spec.name == "submission_gate" and spec.blocking
-    assert all(checks.op.pool == WRITER_POOL for checks in build_defs().asset_checks)
+    # Every insurer's gate decisions are an asset downstream of its ingestion, in the writer pool, with its checks;
+    # the decisions table dbt's staging reads is downstream of every insurer's gate.
+    from orchestration.defs.ingestion.gate import DECIDED_CHECK, HELD_CHECK, SUBMISSION_GATE, gate_key
+
+    insurers = load_all_configs()
+    for insurer_id in insurers:
+        node = graph.get(gate_key(insurer_id))
+        assert node.pools == {WRITER_POOL} and asset_key(insurer_id) in node.parent_keys
+        assert {c.name for c in node.check_keys} == {HELD_CHECK, DECIDED_CHECK}
+    assert graph.get(SUBMISSION_GATE).parent_keys == {gate_key(i) for i in insurers}
+    staging = next(k for k in graph.get(SUBMISSION_GATE).child_keys if k.path[0] == "staging")
+    assert staging.path[-1].startswith("stg_raw__")
 
 
 def test_materialization_reports_counts(sample):
@@ -99,7 +106,7 @@ def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample)
     # A resubmitted file has the same content hash, hence the same run key: Dagster starts it once.
     assert keys == {f"dongfang_pc:{content_hash(p)}" for p in files}
     request = first.run_requests[0]
-    assert request.asset_selection == [asset_key("dongfang_pc")]
+    assert request.asset_selection == [asset_key("dongfang_pc"), gate_key("dongfang_pc")], "a new file is ingested and decided"
     config_files = request.run_config["ops"][asset_key("dongfang_pc").to_python_identifier()]["config"]["files"]
     assert config_files[0].startswith("dongfang_pc/")
 
@@ -162,6 +169,9 @@ def test_dbt_models_are_keyed_and_grouped_by_layer():
     stg = graph.get(dg.AssetKey(["staging", "stg_raw__policies"]))
     assert dg.AssetKey(["raw", "policies"]) in stg.parent_keys
     assert graph.get(dg.AssetKey(["reference", "tax_sector"])).group_name == "reference"
+    # Every source dbt reads is an asset some stage materializes: no auto-created stub in a `default` group.
+    stubs = [k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "default"]
+    assert stubs == []
     assert graph.get(dg.AssetKey(["marts", "fct_claims"])).group_name == "marts"
 
 

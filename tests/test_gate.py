@@ -26,8 +26,8 @@ def gate_rows(con) -> dict[str, tuple[str, list[str], dict]]:
     return {
         f: (status, reasons, json.loads(results) if results else {})
         for f, status, reasons, results in con.execute(
-            "SELECT s.source_file, g.status, g.reasons, g.results FROM raw.submission_gate g "
-            "JOIN raw.submissions s USING (submission_id)"
+            "SELECT s.source_file, g.status, g.reasons, g.results FROM control.submission_gate g "
+            "JOIN control.submissions s USING (submission_id)"
         ).fetchall()
     }
 
@@ -39,8 +39,8 @@ def test_the_gate_holds_exactly_the_files_the_truth_says_and_admits_the_rest(sam
     assert len(planted) == 2, "both manifest-delivering insurers plant one non-reconciling manifest"
     with sample.con() as con:
         gate = gate_rows(con)
-        loaded = {r[0] for r in con.execute("SELECT source_file FROM raw.submissions WHERE status = 'loaded'").fetchall()}
-        held_ids = [r[0] for r in con.execute("SELECT submission_id FROM raw.submission_gate WHERE status = 'held'").fetchall()]
+        loaded = {r[0] for r in con.execute("SELECT source_file FROM control.submissions WHERE status = 'loaded'").fetchall()}
+        held_ids = [r[0] for r in con.execute("SELECT submission_id FROM control.submission_gate WHERE status = 'held'").fetchall()]
         in_marts = con.execute(
             "SELECT count(*) FROM marts.fct_claim_valuations WHERE submission_id IN (SELECT unnest(?))", [held_ids]
         ).fetchall()[0][0]
@@ -50,10 +50,10 @@ def test_the_gate_holds_exactly_the_files_the_truth_says_and_admits_the_rest(sam
         # Every other manifest reconciles to the cent with what ingestion counted.
         unreconciled = con.execute("""
             SELECT s.source_file, c.record_type, c.measure, c.delivered, c.manifest
-            FROM raw.submission_controls c JOIN raw.submissions s USING (submission_id)
+            FROM control.submission_controls c JOIN control.submissions s USING (submission_id)
             WHERE c.manifest IS NOT NULL AND c.manifest <> c.delivered""").fetchall()
         with_manifest = con.execute(
-            "SELECT count(*) FROM raw.submission_gate WHERE manifest_file IS NOT NULL AND manifest_error IS NULL"
+            "SELECT count(*) FROM control.submission_gate WHERE manifest_file IS NOT NULL AND manifest_error IS NULL"
         ).fetchall()[0][0]
     assert set(gate) == loaded, "every loaded submission has a gate decision"
     held = {f for f, (status, _, _) in gate.items() if status == "held"}
@@ -121,7 +121,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     the last admitted submission, not against the held outlier. An operator then releases the
     planted non-reconciling submission from the CLI and rejects January through the Dagster review
     job; the next cycle publishes the released one."""
-    from orchestration.defs.ingestion.gate import review_submission_job
+    from orchestration.defs.ingestion.gate import HELD_CHECK, SUBMISSION_GATE, gate_key, review_submission_job
     sector_claims_db, insurer_feedback = publication_assets()
     from tests.conftest import all_assets, make_resources
 
@@ -142,10 +142,12 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     resources = make_resources(data_dir, db)
     first = materialize(cycle, resources, raise_on_error=False)
     assert first.success, "a held submission does not stop the cycle"
-    checks = {e.asset_key.path[-1]: e for e in first.get_asset_check_evaluations() if e.check_name == "submission_gate"}
-    assert not checks["dongfang_pc_submissions"].passed
-    assert checks["dongfang_pc_submissions"].severity == dg.AssetCheckSeverity.WARN
-    assert checks["tianfu_digital_submissions"].passed
+    checks = {e.asset_key.path[-1]: e for e in first.get_asset_check_evaluations() if e.check_name == HELD_CHECK}
+    assert not checks["dongfang_pc_gate"].passed
+    assert checks["dongfang_pc_gate"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["tianfu_digital_gate"].passed
+    decisions = {e.asset_key for e in first.get_asset_materialization_events()}
+    assert {gate_key("dongfang_pc"), gate_key("tianfu_digital"), SUBMISSION_GATE} <= decisions
 
     with duckdb.connect(str(db), read_only=True) as con:
         gate = gate_rows(con)
@@ -172,7 +174,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     assert good_id in included and feb_id in included and bad_id not in included
     with duckdb.connect(str(db), read_only=True) as con:
         accepted = dict(con.execute(
-            "SELECT submission_id, rows_loaded FROM raw.submissions WHERE submission_id IN (?, ?)", [good_id, bad_id]
+            "SELECT submission_id, rows_loaded FROM control.submissions WHERE submission_id IN (?, ?)", [good_id, bad_id]
         ).fetchall())
         in_marts = con.execute("SELECT count(*) FROM marts.fct_claim_valuations WHERE valuation_date = DATE '2025-01-31'"
                                ).fetchall()[0][0]
@@ -219,16 +221,18 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
         resources={"warehouse": resources["warehouse"]},
     )
     assert review.success
+    recorded = review.asset_materializations_for_node("review_held_submission")
+    assert [(m.asset_key, m.metadata["decision"].value) for m in recorded] == [(SUBMISSION_GATE, "rejected")]
     second = materialize(cycle, resources, raise_on_error=False)
     assert second.success
     with duckdb.connect(str(db), read_only=True) as con:
         gate = gate_rows(con)
         log = con.execute(
-            "SELECT status, actor FROM raw.submission_gate_log WHERE submission_id = ? ORDER BY logged_at", [bad_id]
+            "SELECT status, actor FROM control.submission_gate_log WHERE submission_id = ? ORDER BY logged_at", [bad_id]
         ).fetchall()
         late = con.execute(
             "SELECT (SELECT count(*) FROM marts.fct_claim_valuations WHERE submission_id = ?), "
-            "(SELECT rows_loaded FROM raw.submissions WHERE submission_id = ?)", [planted_id, planted_id]
+            "(SELECT rows_loaded FROM control.submissions WHERE submission_id = ?)", [planted_id, planted_id]
         ).fetchall()[0]
     assert gate["dongfang_pc/claims_202501.csv"][0] == "rejected"
     assert gate[planted][0] == "released"
@@ -273,36 +277,54 @@ def test_a_suite_that_raises_stops_the_gate_without_deciding_anything(sample, tm
     (suites / "claim_valuation.json").write_text(json.dumps(doc), encoding="utf-8")
     cfg = load_all_configs()["tianfu_digital"]
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE raw.submission_gate SET status = 'pending' WHERE insurer_id = 'tianfu_digital'")
+        con.execute("UPDATE control.submission_gate SET status = 'pending' WHERE insurer_id = 'tianfu_digital'")
         with pytest.raises(GateError, match="no_such_column"):
             evaluate_insurer(con, cfg, SuiteRunner(suites))
         statuses = con.execute(
-            "SELECT DISTINCT status FROM raw.submission_gate WHERE insurer_id = 'tianfu_digital'").fetchall()
+            "SELECT DISTINCT status FROM control.submission_gate WHERE insurer_id = 'tianfu_digital'").fetchall()
     assert statuses == [("pending",)]
 
 
-def test_a_gate_that_cannot_decide_blocks_everything_downstream(sample, tmp_path, monkeypatch):
-    """The check turns a GateError into severity ERROR; being blocking, the raw tables (and so dbt and
-    publication) are not materialized in that run."""
+def test_a_gate_that_cannot_decide_for_one_insurer_leaves_its_submissions_pending_and_the_others_flow(
+        sample, tmp_path, monkeypatch):
+    """A GateError for one insurer fails that insurer's `decided` check (ERROR) and leaves its new submissions
+    pending, out of the marts; the other insurers' gates decide theirs and the landed tables, the decisions
+    table and everything downstream proceed."""
     import orchestration.defs.ingestion.gate as gate_module
+    from orchestration.defs.ingestion.gate import DECIDED_CHECK, SUBMISSION_GATE, gate_key
     from quality.gate import GateError
     from tests.conftest import ingestion_assets, make_resources
 
-    def broken(con, cfg, runner=None):
-        raise GateError("suite claim_valuation: expect_column_values_to_not_be_null raised: column missing")
+    real = gate_module.evaluate_insurer
 
-    monkeypatch.setattr(gate_module, "evaluate_insurer", broken)
+    def broken_for_tianfu(con, cfg, runner=None):
+        if cfg.insurer_id == "tianfu_digital":
+            raise GateError("suite claim_valuation: expect_column_values_to_not_be_null raised: column missing")
+        return real(con, cfg, runner)
+
+    monkeypatch.setattr(gate_module, "evaluate_insurer", broken_for_tianfu)
     data_dir = tmp_path / "data"
     db = data_dir / "warehouse" / "wh.duckdb"
     db.parent.mkdir(parents=True)
     sample.scratch_copy(db)
     shutil.copytree(sample.landing, data_dir / "landing")
+    configs = load_all_configs()
+    landing = data_dir / "landing"
+    tianfu = _next_month_claims(landing, configs["tianfu_digital"], "tf_claim_202412.parquet", "tf_claim_202501.parquet", 1,
+                                paid_factor=1)
+    dongfang = _next_month_claims(landing, configs["dongfang_pc"], "claims_202412.csv", "claims_202501.csv", 1, paid_factor=1)
     result = materialize(ingestion_assets(), make_resources(data_dir, db), raise_on_error=False)
-    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == "submission_gate"]
-    assert evaluations and all(not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations)
+    assert result.success
+    decided = {e.asset_key: e for e in result.get_asset_check_evaluations() if e.check_name == DECIDED_CHECK}
+    failed = decided[gate_key("tianfu_digital")]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR and "column missing" in failed.description
+    assert decided[gate_key("dongfang_pc")].passed
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert dg.AssetKey(["raw", "claim_valuations"]) not in materialized
-    assert dg.AssetKey(["raw", "dongfang_pc_submissions"]) in materialized
+    assert {dg.AssetKey(["raw", "claim_valuations"]), SUBMISSION_GATE} <= materialized
+    with duckdb.connect(str(db), read_only=True) as con:
+        status = dict(con.execute("SELECT submission_id, status FROM control.submission_gate WHERE submission_id IN (?, ?)",
+                                  [content_hash(tianfu), content_hash(dongfang)]).fetchall())
+    assert status == {content_hash(tianfu): "pending", content_hash(dongfang): "passed"}
 
 
 def _ramp_facts(rows: list[int], paid: list[str]):
@@ -399,14 +421,14 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
         assert gate["dongfang_pc/claims_202502.csv"][:2] == ("held", ["DRIFT_PAID"])
         outcome = review(con, feb[:12], "reject", "data office", "wait for the insurer")
         assert outcome["reopened"] == [], "a rejection changes no baseline"
-        con.execute("UPDATE raw.submission_gate SET status = 'held' WHERE submission_id = ?", [feb])  # undo for the test
+        con.execute("UPDATE control.submission_gate SET status = 'held' WHERE submission_id = ?", [feb])  # undo for the test
 
         outcome = review(con, jan[:12], "release", "data office", "expense restatement confirmed")
         assert outcome["reopened"] == ["dongfang_pc/claims_202502.csv"]
         status, log = con.execute(
             "SELECT g.status, (SELECT list(actor || ':' || status || ':' || coalesce(note, '') ORDER BY logged_at) "
-            "FROM raw.submission_gate_log l WHERE l.submission_id = g.submission_id) "
-            "FROM raw.submission_gate g WHERE submission_id = ?", [feb]
+            "FROM control.submission_gate_log l WHERE l.submission_id = g.submission_id) "
+            "FROM control.submission_gate g WHERE submission_id = ?", [feb]
         ).fetchall()[0]
         assert status == "pending" and log[-1].startswith("gate:pending:re-evaluated") and jan[:12] in log[-1]
 

@@ -198,9 +198,9 @@ def test_workbook_bombs_are_rejected_quickly_in_bounded_memory_and_the_rest_load
     # The good files on either side load whole: delivered = loaded + quarantined = the rows written.
     for name, rows in good.items():
         assert outcomes[f"{INSURER}/{name}"] == ("loaded", None)
-        assert con.execute("SELECT rows_delivered, rows_loaded + rows_quarantined FROM raw.submissions "
+        assert con.execute("SELECT rows_delivered, rows_loaded + rows_quarantined FROM control.submissions "
                            "WHERE source_file = ?", [f"{INSURER}/{name}"]).fetchone() == (len(rows), len(rows))
-    loaded = con.execute("SELECT sum(rows_loaded), sum(rows_quarantined) FROM raw.submissions WHERE status = 'loaded'"
+    loaded = con.execute("SELECT sum(rows_loaded), sum(rows_quarantined) FROM control.submissions WHERE status = 'loaded'"
                          ).fetchone()
     assert con.execute("SELECT count(*) FROM raw.claim_valuations").fetchone()[0] == loaded[0]
     assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == loaded[1]
@@ -550,7 +550,7 @@ def test_an_invalid_cap_setting_stops_the_run_instead_of_rejecting_files(tmp_pat
     con = warehouse.connect(tmp_path / "wh.duckdb")
     with pytest.raises(InvalidLimit):
         ingest_insurer(con, cfg, root, PSEUDO)
-    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM control.submissions").fetchone()[0] == 0
 
 
 def test_cap_settings_are_read_from_the_environment(monkeypatch):

@@ -52,7 +52,7 @@ def good_csv(folder: Path, name: str = "claims_202501.csv", claim: str = "C-GOOD
 
 
 def submissions(con) -> dict[str, tuple[str, str | None]]:
-    return {f: (s, e) for f, s, e in con.execute("SELECT source_file, status, error FROM raw.submissions").fetchall()}
+    return {f: (s, e) for f, s, e in con.execute("SELECT source_file, status, error FROM control.submissions").fetchall()}
 
 
 def assert_rejected_and_rest_loads(con, summary, bad: str, *needles: str, rows_loaded: int = 1) -> str:
@@ -412,11 +412,11 @@ def test_the_same_bytes_from_two_insurers_are_two_submissions(tmp_path):
     assert [o.status for o in first.outcomes] == [o.status for o in second.outcomes] == ["loaded"]
     ids = {first.outcomes[0].submission_id, second.outcomes[0].submission_id}
     assert len(ids) == 2 and content_hash(root / "acme_mutual" / "claims_202501.csv") in ids
-    assert sorted(con.execute("SELECT insurer_id, status FROM raw.submissions").fetchall()) == [
+    assert sorted(con.execute("SELECT insurer_id, status FROM control.submissions").fetchall()) == [
         ("acme_mutual", "loaded"), ("zenith_re", "loaded")]
     assert sorted(con.execute("SELECT insurer_id FROM raw.claim_valuations").fetchall()) == [
         ("acme_mutual",), ("zenith_re",)]
-    assert sorted(con.execute("SELECT insurer_id, status FROM raw.submission_gate").fetchall()) == [
+    assert sorted(con.execute("SELECT insurer_id, status FROM control.submission_gate").fetchall()) == [
         ("acme_mutual", "pending"), ("zenith_re", "pending")]
     # Each prefix of the two ids resolves to its own submission; each insurer's next run knows its own file.
     for sid in ids:

@@ -186,7 +186,7 @@ def test_the_bundled_samples_pilot_codes_and_event_references_all_load(sample):
         new_reasons = con.execute(
             "SELECT count(*) FROM (SELECT unnest(reasons) AS r FROM raw.quarantine) WHERE split_part(r, ':', 1) IN (?, ?)",
             [FORMAT, IDENTITY]).fetchone()[0]
-        loaded = {r[0] for r in con.execute("SELECT source_file FROM raw.submissions WHERE status = 'loaded'").fetchall()}
+        loaded = {r[0] for r in con.execute("SELECT source_file FROM control.submissions WHERE status = 'loaded'").fetchall()}
         raw_policies = con.sql("SELECT source_file, source_row, pilot_code FROM raw.policies").pl()
         raw_incidents = con.sql("SELECT source_file, source_row, systemic_event_ref, cve_ids FROM raw.incidents").pl()
     assert new_reasons == 0
@@ -210,7 +210,7 @@ def test_the_bundled_samples_pilot_codes_and_event_references_all_load(sample):
 def _admitted_row(con, table: str, where: str) -> tuple:
     """(submission id, insurer, a row's key) of a raw row of an admitted submission that is in the marts."""
     return con.execute(
-        f"SELECT r.submission_id, r.insurer_id, r.rowid FROM raw.{table} r JOIN raw.submission_gate g USING (submission_id) "
+        f"SELECT r.submission_id, r.insurer_id, r.rowid FROM raw.{table} r JOIN control.submission_gate g USING (submission_id) "
         f"WHERE g.status IN ('passed', 'released') AND {where} ORDER BY r.submission_id, r.rowid LIMIT 1").fetchone()
 
 
@@ -234,7 +234,7 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
         con.execute("UPDATE raw.incidents SET systemic_event_ref = ? WHERE rowid = ?", [OTHER_INSURER, rowid])
         con.execute("UPDATE marts.pub_fct_systemic_events SET systemic_event_ref = ? WHERE systemic_event_ref = ?",
                     [OTHER_INSURER, ref])
-        source_files = dict(con.execute("SELECT submission_id, source_file FROM raw.submissions").fetchall())
+        source_files = dict(con.execute("SELECT submission_id, source_file FROM control.submissions").fetchall())
     before = digest(published / "sector_claims.duckdb")
 
     with pytest.raises(PublicationCheckFailed) as failed:
@@ -269,7 +269,7 @@ def test_a_failing_identity_audit_names_the_submissions_that_carry_the_values(sa
         os.umask(umask)
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(broken), read_only=True) as con:
-        assert con.execute("SELECT submission_id, status FROM raw.submission_gate_log WHERE status = 'revoked'").fetchall() \
+        assert con.execute("SELECT submission_id, status FROM control.submission_gate_log WHERE status = 'revoked'").fetchall() \
             == [(policy_sid, "revoked")]
 
 

@@ -88,7 +88,7 @@ def assert_second_run_reads_nothing_again(con, cfg, root) -> None:
     statuses = {o.source_file: o.status for o in again.outcomes}
     assert set(statuses.values()) <= {"already_loaded", "already_rejected"}, statuses
     assert len(statuses) == 2, statuses
-    recorded = {f: s for f, s in con.execute("SELECT source_file, status FROM raw.submissions").fetchall()}
+    recorded = {f: s for f, s in con.execute("SELECT source_file, status FROM control.submissions").fetchall()}
     assert {f: "already_" + s for f, s in recorded.items()} == statuses
 
 
@@ -123,7 +123,7 @@ def test_a_header_only_file_is_a_recorded_submission_of_no_rows(tmp_path, fmt, p
     # Headers without records are a legitimate (empty) delivery: recorded as loaded with 0 rows, never a crash.
     con, cfg, root, summary, bad = ingest_beside_good(tmp_path, fmt, payload)
     loaded_readably(summary, bad, delivered=0, loaded=0)
-    assert con.execute("SELECT status FROM raw.submissions WHERE source_file = ?", [bad]).fetchone() == ("loaded",)
+    assert con.execute("SELECT status FROM control.submissions WHERE source_file = ?", [bad]).fetchone() == ("loaded",)
     assert claims_in_warehouse(con) == 1
     assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == 0
     assert_second_run_reads_nothing_again(con, cfg, root)
@@ -188,13 +188,13 @@ def test_fuzzed_parquet_files_load_or_are_recorded_rejections_and_never_stop_ing
     outcomes = {o.source_file: o for o in summary.outcomes}
     assert len(outcomes) == len(variants) + 1  # every file has its outcome: none stopped the rest
     assert outcomes[f"{INSURER}/claims_202501.parquet"].status == "loaded"
-    recorded = dict(con.execute("SELECT source_file, status FROM raw.submissions").fetchall())
+    recorded = dict(con.execute("SELECT source_file, status FROM control.submissions").fetchall())
     for name, outcome in outcomes.items():
         assert outcome.status in ("loaded", "rejected", "already_loaded", "already_rejected"), (name, outcome)
         if outcome.status == "rejected":
             assert recorded[name] == "rejected" and "unexpected error" not in (outcome.error or ""), outcome.error
     assert any(o.status == "rejected" for o in outcomes.values())
-    counts = con.execute("SELECT sum(rows_delivered), sum(rows_loaded + rows_quarantined) FROM raw.submissions "
+    counts = con.execute("SELECT sum(rows_delivered), sum(rows_loaded + rows_quarantined) FROM control.submissions "
                          "WHERE status = 'loaded'").fetchone()
     assert counts[0] == counts[1]
 
@@ -320,4 +320,4 @@ def test_a_write_lock_held_on_the_warehouse_fails_the_run_quickly_naming_the_loc
     assert "is locked by another process" in run.stdout and "Traceback" not in run.stderr  # the status after it
     # Nothing was written: the warehouse still holds only what was ingested before the run.
     with duckdb.connect(str(target), read_only=True) as con:
-        assert con.execute("SELECT source_file FROM raw.submissions").fetchall() == [(f"{INSURER}/claims_202501.csv",)]
+        assert con.execute("SELECT source_file FROM control.submissions").fetchall() == [(f"{INSURER}/claims_202501.csv",)]

@@ -87,7 +87,7 @@ def ingested(tmp_path_factory) -> Ingested:
     assert run.returncode == 0, run.stdout + run.stderr
 
     with duckdb.connect(str(data / "warehouse" / "cyberclaims.duckdb"), read_only=True) as con:
-        bidi_id = con.execute("SELECT submission_id FROM raw.submissions WHERE source_file LIKE '%202502%'").fetchone()[0]
+        bidi_id = con.execute("SELECT submission_id FROM control.submissions WHERE source_file LIKE '%202502%'").fetchone()[0]
     con = warehouse.connect(data / "warehouse" / "cyberclaims.duckdb")
     legacy_id = "0" * 64
     warehouse.reject_submission(con, warehouse.SubmissionMeta(legacy_id, INSURER, LEGACY_NAME, 10, "1", datetime(2024, 1, 1)),
@@ -159,7 +159,7 @@ def test_the_cli_refuses_to_start_under_an_invalid_umask_and_writes_nothing(tmp_
 
 def test_a_name_that_would_drive_the_terminal_is_rejected_shown_escaped_and_the_rest_loads(ingested):
     with duckdb.connect(str(ingested.data_dir / "warehouse" / "cyberclaims.duckdb"), read_only=True) as con:
-        recorded = {f: (s, e) for f, s, e in con.execute("SELECT source_file, status, error FROM raw.submissions "
+        recorded = {f: (s, e) for f, s, e in con.execute("SELECT source_file, status, error FROM control.submissions "
                                                          "WHERE submission_id <> repeat('0', 64)").fetchall()}
         loaded = con.execute("SELECT count(*) FROM raw.claim_valuations").fetchone()[0]
     assert recorded.pop(f"{INSURER}/claims_202501.csv") == ("loaded", None) and loaded == 1
@@ -228,7 +228,7 @@ def test_a_file_rewritten_in_place_with_its_size_and_mtime_set_back_is_read_agai
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)  # the quick check is fooled
     again = ingest_insurer(con, cfg, root, PSEUDO).outcomes
     assert [(o.status, o.submission_id) for o in again] == [("loaded", content_hash(path))]
-    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM control.submissions").fetchone()[0] == 2
     assert con.execute("SELECT count(*) FROM raw.claim_valuations").fetchone()[0] == 2
 
 
@@ -239,7 +239,7 @@ def test_a_warehouse_from_before_the_change_time_hashes_each_file_once_more(tmp_
     (root / INSURER / "claims_202501.csv").write_text(csv_text([CLAIM_ROW]))
     con = warehouse.connect(tmp_path / "wh.duckdb")
     ingest_insurer(con, cfg, root, PSEUDO)
-    con.execute("ALTER TABLE raw.landing_file_stats DROP COLUMN ctime_ns")  # the table as it was
+    con.execute("ALTER TABLE control.landing_file_stats DROP COLUMN ctime_ns")  # the table as it was
     con.close()
 
     con = warehouse.connect(tmp_path / "wh.duckdb")
@@ -249,7 +249,7 @@ def test_a_warehouse_from_before_the_change_time_hashes_each_file_once_more(tmp_
     assert [o.status for o in ingest_insurer(con, cfg, root, PSEUDO).outcomes] == ["already_loaded"]
     assert [o.status for o in ingest_insurer(con, cfg, root, PSEUDO).outcomes] == ["already_loaded"]
     assert hashed == ["claims_202501.csv"]
-    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM control.submissions").fetchone()[0] == 1
 
 
 # Variables the code sets for its own children, not an operator's settings.

@@ -36,7 +36,7 @@ class Plant:
 
     insurer: str
     name: str  # as the warehouse records it (bytes that are not UTF-8 escaped)
-    status: str  # raw.submissions.status
+    status: str  # control.submissions.status
     error: str | None = None  # a part of the recorded reason
     quarantine: set[str] = field(default_factory=set)  # reason codes its quarantined rows carry
     gate: str | None = None  # a gate reason it is held for
@@ -242,7 +242,7 @@ def workspace(sample, tmp_path) -> Workspace:
 def test_every_hostile_file_at_once_leaves_the_sector_cycle_publishing_and_no_identifier_anywhere(sample, workspace):
     landing = workspace.data_dir / "landing"
     with workspace.con() as con:
-        before = dict(con.execute("SELECT source_file, status FROM raw.submissions").fetchall())
+        before = dict(con.execute("SELECT source_file, status FROM control.submissions").fetchall())
     plants, planted_ids = plant_attacks(landing)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CYBERCLAIMS_", "DAGSTER_HOME"))}
@@ -256,9 +256,9 @@ def test_every_hostile_file_at_once_leaves_the_sector_cycle_publishing_and_no_id
 
     with workspace.con() as con:
         recorded = {f: (sid, status, error) for sid, f, status, error in con.execute(
-            "SELECT submission_id, source_file, status, error FROM raw.submissions").fetchall()}
+            "SELECT submission_id, source_file, status, error FROM control.submissions").fetchall()}
         gate = {sid: (status, reasons) for sid, status, reasons in con.execute(
-            "SELECT submission_id, status, reasons FROM raw.submission_gate").fetchall()}
+            "SELECT submission_id, status, reasons FROM control.submission_gate").fetchall()}
         quarantined = {}
         for sid, codes in con.execute(
                 "SELECT submission_id, list_distinct(flatten(list(reason_codes))) FROM raw.quarantine GROUP BY 1"
@@ -270,7 +270,7 @@ def test_every_hostile_file_at_once_leaves_the_sector_cycle_publishing_and_no_id
                  + (SELECT count(*) FROM raw.policies r WHERE r.submission_id = s.submission_id)
                  + (SELECT count(*) FROM raw.incidents r WHERE r.submission_id = s.submission_id)
                  + (SELECT count(*) FROM raw.claim_valuations r WHERE r.submission_id = s.submission_id) AS stored
-            FROM raw.submissions s WHERE s.status = 'loaded'
+            FROM control.submissions s WHERE s.status = 'loaded'
               AND (s.rows_delivered <> s.rows_loaded + s.rows_quarantined
                    OR s.rows_delivered <> stored)""").fetchall()
 
@@ -295,7 +295,7 @@ def test_every_hostile_file_at_once_leaves_the_sector_cycle_publishing_and_no_id
     # The glob-named file is read alone: it holds one row fewer than the file it was cut from.
     tf = pl.read_parquet(landing / TF / "tf_claim_202412.parquet")
     with workspace.con() as con:
-        loaded = con.execute("SELECT rows_loaded + rows_quarantined FROM raw.submissions WHERE source_file = ?",
+        loaded = con.execute("SELECT rows_loaded + rows_quarantined FROM control.submissions WHERE source_file = ?",
                              [f"{TF}/tf_claim_2024*.parquet"]).fetchall()
     assert loaded == [(tf.height - 1,)]
 

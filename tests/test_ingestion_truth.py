@@ -125,7 +125,7 @@ def test_counts_reconcile_per_submission(sample):
         counts = con.sql("""
             SELECT s.source_file, sum(k.rows_delivered) AS delivered, sum(k.rows_loaded) AS loaded,
                    sum(k.rows_quarantined) AS quarantined
-            FROM raw.submissions s JOIN raw.submission_counts k USING (submission_id)
+            FROM control.submissions s JOIN control.submission_counts k USING (submission_id)
             WHERE s.status = 'loaded' GROUP BY ALL""").pl()
         stored = con.sql("""
             SELECT source_file, count(*) AS n FROM (
@@ -142,8 +142,8 @@ def test_counts_reconcile_per_submission(sample):
 def test_file_level_defects(sample):
     files = sample.truth("files")
     with sample.con() as con:
-        submissions = con.sql("SELECT source_file, status, error, warnings FROM raw.submissions").pl()
-        seen = con.sql("SELECT source_file, submission_id, is_resubmission FROM raw.submission_files").pl()
+        submissions = con.sql("SELECT source_file, status, error, warnings FROM control.submissions").pl()
+        seen = con.sql("SELECT source_file, submission_id, is_resubmission FROM control.submission_files").pl()
     kinds = set(files["kind"])
     assert {"resubmission", "truncated", "extra_column", "unknown_layout"} <= kinds
     for source_file, kind in files.select("source_file", "kind").iter_rows():
@@ -167,9 +167,9 @@ def test_landing_files_all_accounted_for(sample):
     manifests = {f for f in everything if f.endswith(".manifest.json")}
     delivered = [f for f in everything if f not in manifests]
     with sample.con() as con:
-        seen = sorted(r[0] for r in con.execute("SELECT source_file FROM raw.submission_files").fetchall())
+        seen = sorted(r[0] for r in con.execute("SELECT source_file FROM control.submission_files").fetchall())
         recorded = {r[0] for r in con.execute(
-            "SELECT manifest_file FROM raw.submission_gate WHERE manifest_file IS NOT NULL").fetchall()}
+            "SELECT manifest_file FROM control.submission_gate WHERE manifest_file IS NOT NULL").fetchall()}
     assert seen == delivered
     # Every manifest belongs to a delivered data file, and every loaded file's manifest was read
     # (a resubmitted file loads nothing, so its manifest copy is not read again).

@@ -350,7 +350,7 @@ def test_one_insurer_sends_csv_json_and_xlsx(tmp_path):
     assert (limit, premium, start) == (Decimal("1000000.00"), Decimal("12500.00"), date(2025, 3, 1))
     assert con.execute("SELECT paid_indemnity, valuation_date FROM raw.claim_valuations").fetchall() == [
         (Decimal("1000.50"), date(2025, 3, 31))]
-    fields = dict(con.execute("SELECT field, delivery FROM raw.submission_fields WHERE record_type = 'policy'").fetchall())
+    fields = dict(con.execute("SELECT field, delivery FROM control.submission_fields WHERE record_type = 'policy'").fetchall())
     assert fields["coverage_sections"] == "column" and fields["deductible"] == "not_mapped" and fields["currency"] == "constant"
 
 
@@ -371,7 +371,7 @@ def test_a_file_in_another_format_is_rejected_for_what_it_is(tmp_path, fmt, cont
     outcome = ingest_file(con, path, landing, cfg, PSEUDO)
     assert outcome.status == "rejected" and outcome.error.startswith("format mismatch: this looks like"), outcome.error
     assert looks_like in outcome.error
-    assert con.execute("SELECT status, error FROM raw.submissions").fetchall() == [("rejected", outcome.error)]
+    assert con.execute("SELECT status, error FROM control.submissions").fetchall() == [("rejected", outcome.error)]
 
 
 @pytest.mark.parametrize("fmt, suffix", [("parquet", "parquet"), ("excel", "xlsx")])
@@ -427,7 +427,7 @@ def test_an_unexpected_reader_error_rejects_the_file_and_the_rest_loads(tmp_path
     retried = ingest_insurer(con, bumped, landing, PSEUDO)
     assert {o.source_file: o.status for o in retried.outcomes}[f"{INSURER}/claims_202502.csv"] == "loaded"
     assert con.execute("SELECT count(*) FROM raw.claim_valuations").fetchall() == [(3,)]
-    assert con.execute("SELECT status FROM raw.submission_gate_log WHERE status = 'retry'").fetchall() == [("retry",)]
+    assert con.execute("SELECT status FROM control.submission_gate_log WHERE status = 'retry'").fetchall() == [("retry",)]
 
 
 def test_a_parquet_file_with_nested_lists_and_odd_types_is_read(tmp_path):

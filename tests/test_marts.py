@@ -106,7 +106,7 @@ def test_a_code_the_taxonomy_no_longer_knows_shows_up_as_unmapped(sample, tmp_pa
             SELECT * REPLACE ('cyber_pet_cover' AS product_type, 'retired-submission' AS submission_id,
                               'ffff' || policy_key AS policy_key)
             FROM raw.policies WHERE insurer_id = 'tianfu_digital' LIMIT 1""")
-        con.execute("""INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons, admitted_at)
+        con.execute("""INSERT INTO control.submission_gate (submission_id, insurer_id, status, reasons, admitted_at)
                        VALUES ('retired-submission', 'tianfu_digital', 'passed', [], now()::TIMESTAMP)""")
     dbt(db, "build", "--select", "stg_raw__policies+", "--exclude", "test_type:data")
     with duckdb.connect(str(db), read_only=True) as con:
@@ -196,7 +196,7 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
 
     with duckdb.connect(str(db)) as con:
         assert incremental_project(con) == dbt_source_fingerprint()
-        con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'built with an older project'")
+        con.execute("UPDATE control.mart_builds SET dbt_project_fingerprint = 'built with an older project'")
     assert materialize(all_assets(), resources).success
     with duckdb.connect(str(db), read_only=True) as con:
         invocations = con.execute("SELECT DISTINCT loaded_by_invocation FROM marts.fct_claim_valuations").fetchall()

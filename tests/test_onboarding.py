@@ -216,7 +216,7 @@ def test_a_rejected_file_is_listed_shown_and_retried_from_the_cli(tmp_path, monk
     retried = runner.invoke(main, ["submissions", "retry", sid[:12], "--note", "layout fixed", "--reviewer", "ops"])
     assert retried.exit_code == 0 and "will be read again" in retried.output
     with warehouse.connect(data_dir / "warehouse" / "cyberclaims.duckdb") as con:
-        assert con.execute("SELECT actor, note FROM raw.submission_gate_log WHERE status = 'retry'").fetchall() == [
+        assert con.execute("SELECT actor, note FROM control.submission_gate_log WHERE status = 'retry'").fetchall() == [
             ("ops", "layout fixed")]
         # The insurer fixes its delimiter in the layout: the same file now loads.
         fixed = cfg.model_copy(update={"delimiter": "|"})
@@ -274,9 +274,9 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
     assert zeta_event.materialization.metadata["disabled"].value is True
 
     with duckdb.connect(str(db), read_only=True) as con:
-        status = dict(con.execute("SELECT source_file, status || coalesce(': ' || error, '') FROM raw.submissions "
+        status = dict(con.execute("SELECT source_file, status || coalesce(': ' || error, '') FROM control.submissions "
                                   "WHERE source_file LIKE 'tianfu_digital/tf_claim_2099%'").fetchall())
-        assert con.execute("SELECT count(*) FROM raw.submissions WHERE insurer_id = 'zeta_broken'").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM control.submissions WHERE insurer_id = 'zeta_broken'").fetchall() == [(0,)]
     assert status["tianfu_digital/tf_claim_209901.parquet"] == (
         "rejected: unexpected error while reading the file (ZeroDivisionError: a reader bug this file triggers)")
     assert status["tianfu_digital/tf_claim_209902.parquet"] == "loaded"
@@ -286,9 +286,9 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
             "SELECT value FROM publication_manifest WHERE key = 'submissions_included'").fetchall()[0][0]))
     with duckdb.connect(str(db), read_only=True) as con:
         admitted = {r[0] for r in con.execute(
-            "SELECT submission_id FROM raw.submission_gate WHERE status IN ('passed', 'released')").fetchall()}
+            "SELECT submission_id FROM control.submission_gate WHERE status IN ('passed', 'released')").fetchall()}
         insurers = {r[0] for r in con.execute(
-            "SELECT DISTINCT insurer_id FROM raw.submissions WHERE submission_id IN (SELECT unnest(?))", [sorted(included)]
+            "SELECT DISTINCT insurer_id FROM control.submissions WHERE submission_id IN (SELECT unnest(?))", [sorted(included)]
         ).fetchall()}
     assert included == admitted and content_hash(fine) in included
     assert insurers == set(load_sample_insurers(sample))

@@ -210,7 +210,7 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
             UPDATE raw.claim_valuations SET report_date = valuation_date + INTERVAL 1 DAY
             WHERE (submission_id, claim_key, valuation_date) = (
                 SELECT (submission_id, claim_key, valuation_date) FROM marts.fct_claim_valuations LIMIT 1)""")
-        con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'an older project'")
+        con.execute("UPDATE control.mart_builds SET dbt_project_fingerprint = 'an older project'")
     before = digest(data_dir / "published" / PUBLISHED_NAME)
     result = materialize([build_dbt_assets(), sector_claims_db], make_resources(data_dir, db), raise_on_error=False)
     assert not result.success
@@ -230,7 +230,7 @@ def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, publis
 
     with sample.con() as con:
         reports = submission_reports(con, published_submissions(published))
-        n_submissions = con.execute("SELECT count(*) FROM raw.submissions").fetchall()[0][0]
+        n_submissions = con.execute("SELECT count(*) FROM control.submissions").fetchall()[0][0]
         quarantined = dict(con.execute("SELECT submission_id, count(*) FROM raw.quarantine GROUP BY ALL").fetchall())
     out = tmp_path / "feedback"
     assert write_feedback(reports, out) == n_submissions

@@ -55,7 +55,7 @@ def test_the_pack_files_of_the_generated_market_open_and_hold_the_pack(packs, sa
     check_csvs(folder / "csv", pack)
     check_json(written["json"], pack)
     check_report(folder, pack)
-    insurers = {row[0] for row in sample.con().execute("select distinct insurer_id from raw.submissions").fetchall()}
+    insurers = {row[0] for row in sample.con().execute("select distinct insurer_id from control.submissions").fetchall()}
     for path in folder.rglob("*"):
         if path.is_file() and path.suffix in (".csv", ".json", ".html"):
             text = path.read_text(encoding="utf-8-sig")
@@ -115,9 +115,9 @@ def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_pat
     assert _published_version_of(warehouse, published) == 1
 
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("INSERT INTO raw.mart_builds (started_at, inputs_fingerprint, dbt_project_fingerprint) "
+        con.execute("INSERT INTO control.mart_builds (started_at, inputs_fingerprint, dbt_project_fingerprint) "
                     "SELECT max(started_at) + INTERVAL 1 HOUR, 'rebuilt from other inputs', "
-                    "any_value(dbt_project_fingerprint) FROM raw.mart_builds")
+                    "any_value(dbt_project_fingerprint) FROM control.mart_builds")
     with pytest.raises(PackError, match="not what was published as version 1"):
         build_pack(warehouse, published)
 

@@ -21,13 +21,12 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from cyberclaims.transformation.builds import full_refresh_reason, inputs_fingerprint
 from ingestion.config import load_all_configs
 from ingestion.manifest import manifest_path
 from ingestion.pipeline import content_hash
 from orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_project, dbt_source_fingerprint
 from publication.publish import (
-    full_refresh_reason,
-    inputs_fingerprint,
     publication_metadata,
     publish,
     published_manifest,
@@ -89,7 +88,7 @@ class Workspace:
     def gate(self, submission_id: str) -> tuple[str, list[str], str | None, dict]:
         with self.con() as con:
             status, reasons, decided_by, results = con.execute(
-                "SELECT status, reasons, decided_by, results FROM raw.submission_gate WHERE submission_id = ?",
+                "SELECT status, reasons, decided_by, results FROM control.submission_gate WHERE submission_id = ?",
                 [submission_id]).fetchall()[0]
         return status, reasons, decided_by, json.loads(results) if results else {}
 
@@ -105,7 +104,7 @@ def workspace(sample, tmp_path) -> Workspace:
 
 
 def submission_of(con, source_file: str) -> str:
-    return con.execute("SELECT submission_id FROM raw.submissions WHERE source_file = ?", [source_file]).fetchall()[0][0]
+    return con.execute("SELECT submission_id FROM control.submissions WHERE source_file = ?", [source_file]).fetchall()[0][0]
 
 
 def plant_passed_submission(con, submission_id: str, insurer_id: str, table: str, where: str, replace: str) -> int:
@@ -117,13 +116,13 @@ def plant_passed_submission(con, submission_id: str, insurer_id: str, table: str
                     ? AS source_file, now()::TIMESTAMP AS ingested_at) FROM raw.{table} WHERE insurer_id = ? AND {where}""",
                 [submission_id, source_file, insurer_id])
     n = con.execute(f"SELECT count(*) FROM raw.{table} WHERE submission_id = ?", [submission_id]).fetchall()[0][0]
-    con.execute("""INSERT INTO raw.submissions SELECT * REPLACE (? AS submission_id, ? AS source_file, ? AS rows_delivered,
+    con.execute("""INSERT INTO control.submissions SELECT * REPLACE (? AS submission_id, ? AS source_file, ? AS rows_delivered,
                    ? AS rows_loaded, 0 AS rows_quarantined, now()::TIMESTAMP AS ingested_at)
-                   FROM raw.submissions WHERE insurer_id = ? AND status = 'loaded' LIMIT 1""",
+                   FROM control.submissions WHERE insurer_id = ? AND status = 'loaded' LIMIT 1""",
                 [submission_id, source_file, n, n, insurer_id])
-    con.execute("INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons, evaluated_at, admitted_at, "
+    con.execute("INSERT INTO control.submission_gate (submission_id, insurer_id, status, reasons, evaluated_at, admitted_at, "
                 "decided_by, decided_at) VALUES (?, ?, 'passed', [], now(), now(), 'gate', now())", [submission_id, insurer_id])
-    con.execute("INSERT INTO raw.submission_gate_log VALUES (?, now(), 'pending', [], 'ingestion', NULL), "
+    con.execute("INSERT INTO control.submission_gate_log VALUES (?, now(), 'pending', [], 'ingestion', NULL), "
                 "(?, now() + INTERVAL 1 MICROSECOND, 'passed', [], 'gate', NULL)", [submission_id, submission_id])
     return n
 
@@ -203,11 +202,11 @@ def _pending_copy(con, insurer_id: str, source_file: str, submission_id: str, re
     con.execute(f"""INSERT INTO raw.claim_valuations SELECT * REPLACE ({replace}, ? AS submission_id,
                     now()::TIMESTAMP AS ingested_at) FROM raw.claim_valuations WHERE submission_id = ?""",
                 [submission_id, original])
-    con.execute("INSERT INTO raw.submissions SELECT * REPLACE (? AS submission_id, now()::TIMESTAMP AS ingested_at) "
-                "FROM raw.submissions WHERE submission_id = ?", [submission_id, original])
-    con.execute("INSERT INTO raw.submission_counts SELECT * REPLACE (? AS submission_id) FROM raw.submission_counts "
+    con.execute("INSERT INTO control.submissions SELECT * REPLACE (? AS submission_id, now()::TIMESTAMP AS ingested_at) "
+                "FROM control.submissions WHERE submission_id = ?", [submission_id, original])
+    con.execute("INSERT INTO control.submission_counts SELECT * REPLACE (? AS submission_id) FROM control.submission_counts "
                 "WHERE submission_id = ?", [submission_id, original])
-    con.execute("INSERT INTO raw.submission_gate (submission_id, insurer_id, status, reasons) VALUES (?, ?, 'pending', [])",
+    con.execute("INSERT INTO control.submission_gate (submission_id, insurer_id, status, reasons) VALUES (?, ?, 'pending', [])",
                 [submission_id, insurer_id])
     return original
 
@@ -228,7 +227,7 @@ def test_incurred_fx_dates_across_files_and_not_delivered_fields_at_the_gate(sam
         # reported after that earlier valuation.
         reported_late = con.execute("""
             SELECT min(source_row) FROM raw.claim_valuations r WHERE submission_id = ? AND source_row > ?
-            AND EXISTS (SELECT 1 FROM raw.claim_valuations h JOIN raw.submission_gate g USING (submission_id)
+            AND EXISTS (SELECT 1 FROM raw.claim_valuations h JOIN control.submission_gate g USING (submission_id)
                         WHERE h.claim_key = r.claim_key AND h.valuation_date < r.valuation_date
                         AND g.status IN ('passed', 'released'))""", [original, no_rate]).fetchall()[0][0]
         assert reported_late is not None
@@ -258,7 +257,7 @@ def test_incurred_fx_dates_across_files_and_not_delivered_fields_at_the_gate(sam
                 "columns": {k: v for k, v in rtc.columns.items() if k != "coverage_section"}})}})
     assert "coverage_section" in not_delivered_columns(no_sections, "claim_valuation")
     with workspace.con(read_only=False) as con:
-        con.execute("UPDATE raw.submission_gate SET status = 'pending' WHERE submission_id = 'planted-gate'")
+        con.execute("UPDATE control.submission_gate SET status = 'pending' WHERE submission_id = 'planted-gate'")
         again = evaluate_insurer(con, no_sections)[0]
     assert "REQUIRED_FIELD" not in again.reasons
     assert set(again.reasons) == {"INCURRED_MISMATCH", "FX_RATE_MISSING", "VALUED_BEFORE_REPORTED"}
@@ -342,7 +341,7 @@ def test_what_a_failed_build_stopped_on_and_who_it_can_be_blamed_on(workspace):
         plant_passed_submission(con, "new-submission", "tianfu_digital", "claim_valuations",
                                 f"submission_id = '{december}' AND source_row <= 2", "")
     rows_of = "select claim_key, insurer_id, submission_id from raw.claim_valuations where submission_id = '{}'"
-    every_insurer = ("select insurer_id, submission_id from raw.submission_gate where status = 'passed' "
+    every_insurer = ("select insurer_id, submission_id from control.submission_gate where status = 'passed' "
                      "and submission_id <> 'new-submission'")
     cases = {
         "new": SectorTestFailure("t_new", "test", "fail", "", 2, rows_of.format("new-submission")),
@@ -395,7 +394,7 @@ def test_a_submission_failing_a_sector_test_is_held_and_the_others_are_published
     assert finding["test"] == "assert_claim_valuation_dates_in_order" and finding["failing_rows"] == 1
     assert finding["samples"][0]["claim_key"] == bad[0][0] and "insurer_id" not in finding["samples"][0]
     with workspace.con() as con:
-        log = con.execute("SELECT status, actor FROM raw.submission_gate_log WHERE submission_id = 'late-report' "
+        log = con.execute("SELECT status, actor FROM control.submission_gate_log WHERE submission_id = 'late-report' "
                           "ORDER BY logged_at").fetchall()
         in_marts = con.execute("SELECT count(*) FROM marts.fct_claim_valuations WHERE submission_id = 'late-report'"
                                ).fetchall()[0][0]
@@ -434,7 +433,7 @@ def test_a_revoked_submission_leaves_the_next_published_version(workspace):
         # What only this submission delivers (no other admitted one carries the claim and date).
         only_here = set(con.execute("""
             SELECT claim_key, valuation_date FROM raw.claim_valuations WHERE submission_id = $sid
-            EXCEPT SELECT claim_key, valuation_date FROM raw.claim_valuations c JOIN raw.submission_gate g USING (submission_id)
+            EXCEPT SELECT claim_key, valuation_date FROM raw.claim_valuations c JOIN control.submission_gate g USING (submission_id)
             WHERE g.status IN ('passed', 'released') AND c.submission_id <> $sid""", {"sid": sid}).fetchall())
     assert only_here and only_here <= published_pairs(workspace.published / "sector_claims.duckdb")
 
@@ -453,7 +452,7 @@ def test_a_revoked_submission_leaves_the_next_published_version(workspace):
     manifest = published_manifest(workspace.published)
     assert manifest["version"] == 2 and sid not in manifest["submissions_included"]
     with workspace.con() as con:
-        log = con.execute("SELECT status, actor, note FROM raw.submission_gate_log WHERE submission_id = ? "
+        log = con.execute("SELECT status, actor, note FROM control.submission_gate_log WHERE submission_id = ? "
                           "ORDER BY logged_at DESC LIMIT 1", [sid]).fetchall()[0]
         assert full_refresh_reason(con, dbt_source_fingerprint()) is None, "the completed build took it into account"
     assert log == ("revoked", "data office", "insurer withdrew the file: wrong ledger")
@@ -477,7 +476,7 @@ def test_fields_an_insurer_does_not_deliver_are_unknown_in_the_marts_and_in_the_
             con, "no-sections-claims", "pearl_river_hk", "claim_valuations", "true",
             "NULL AS coverage_section, 'nd' || claim_key AS claim_key, 'nd' || policy_key AS policy_key, "
             "row_number() OVER () AS source_row")
-        con.executemany("INSERT INTO raw.submission_fields VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        con.executemany("INSERT INTO control.submission_fields VALUES (?, ?, ?, ?, ?, ?, ?)", [
             ["no-sections", "policy", "region_code", "not_delivered", None, policies, 0],
             ["no-sections", "policy", "coverage_sections", "not_delivered", None, policies, 0],
             ["no-sections-claims", "claim_valuation", "coverage_section", "not_delivered", None, claims, 0],
@@ -485,7 +484,7 @@ def test_fields_an_insurer_does_not_deliver_are_unknown_in_the_marts_and_in_the_
     result = workspace.cycle()
     assert result.success
     with workspace.con() as con:
-        assert con.execute("SELECT count(*) FROM raw.submission_gate WHERE status = 'held' AND decided_by = ?",
+        assert con.execute("SELECT count(*) FROM control.submission_gate WHERE status = 'held' AND decided_by = ?",
                            [SECTOR_ACTOR]).fetchall()[0][0] == 0
         parties = dict(con.execute("SELECT coverage_party, count(*) FROM marts.fct_claims WHERE claim_key LIKE 'nd%' "
                                    "GROUP BY ALL").fetchall())
@@ -501,8 +500,8 @@ def test_fields_an_insurer_does_not_deliver_are_unknown_in_the_marts_and_in_the_
             "AND field IN ('coverage_section', 'coverage_sections', 'region_code')").fetchall()
         # Over every admitted submission of the insurer (ingestion may record the fields of its real ones).
         delivered = con.execute(
-            "SELECT f.record_type, f.field, f.rows_accepted, f.rows_with_value FROM raw.submission_fields f "
-            "JOIN raw.submission_gate g USING (submission_id) WHERE g.insurer_id = 'pearl_river_hk' "
+            "SELECT f.record_type, f.field, f.rows_accepted, f.rows_with_value FROM control.submission_fields f "
+            "JOIN control.submission_gate g USING (submission_id) WHERE g.insurer_id = 'pearl_river_hk' "
             "AND g.status IN ('passed', 'released')").fetchall()
     assert parties == {"unknown": n_claims}
     assert provinces == policies and exposure > 0
@@ -529,7 +528,7 @@ def test_a_failure_no_submission_can_be_held_for_blocks_publication_and_status_s
         con.execute("UPDATE raw.claim_valuations SET report_date = valuation_date + INTERVAL 1 DAY "
                     "WHERE submission_id = ? AND source_row = 1", [sid])
         # A full rebuild reads it (as after any change of the dbt project).
-        con.execute("UPDATE raw.mart_builds SET dbt_project_fingerprint = 'an older project'")
+        con.execute("UPDATE control.mart_builds SET dbt_project_fingerprint = 'an older project'")
     before = (workspace.published / "sector_claims.duckdb").read_bytes()
     env = {**os.environ, "CYBERCLAIMS_DATA_DIR": str(workspace.data_dir)}
     env.pop("CYBERCLAIMS_DUCKDB", None)

@@ -145,15 +145,15 @@ def test_the_internal_warehouse_needs_internal_and_a_session_on_it_never_blocks_
 
     warehouse = tmp_path / "warehouse.duckdb"
     sample.scratch_copy(warehouse)
-    refused = sql(warehouse, "-c", "SELECT count(*) FROM raw.submissions")
+    refused = sql(warehouse, "-c", "SELECT count(*) FROM control.submissions")
     assert refused.returncode != 0 and "internal warehouse" in refused.stderr and "--internal" in refused.stderr
     with sample.con() as con:
-        expected = con.execute("SELECT count(*) FROM raw.submissions").fetchall()[0][0]
+        expected = con.execute("SELECT count(*) FROM control.submissions").fetchall()[0][0]
     shell = subprocess.Popen([sys.executable, "-m", "cyberclaims.cli", "sql", "--internal", "--db", str(warehouse),
                               "--csv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "CYBERCLAIMS_DATA_DIR": str(tmp_path / "data")})
     try:
-        shell.stdin.write("SELECT count(*) AS n FROM raw.submissions;\n")
+        shell.stdin.write("SELECT count(*) AS n FROM control.submissions;\n")
         shell.stdin.flush()
         assert shell.stdout.readline() == "n\n" and shell.stdout.readline() == f"{expected}\n"
         # The session is open: the pipeline's writer still gets the warehouse.

@@ -312,7 +312,7 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
     # The operator revokes one of the insurer's submissions: its withdrawal goes out alone.
     included = published_manifest(out)["submissions_included"]
     with duckdb.connect(str(warehouse)) as con:
-        (revoked,) = con.execute("SELECT submission_id FROM raw.submissions WHERE insurer_id = ? AND submission_id IN "
+        (revoked,) = con.execute("SELECT submission_id FROM control.submissions WHERE insurer_id = ? AND submission_id IN "
                                  "(SELECT unnest($1)) ORDER BY 1 LIMIT 1".replace("?", "$2"),
                                  [included, insurers[0]]).fetchall()[0]
         review(con, revoked, "revoke", "data office", "insurer withdrew the file")

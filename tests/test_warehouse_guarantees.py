@@ -82,8 +82,8 @@ def test_same_content_under_a_new_name_loads_once(tmp_path, sample):
         "SELECT (SELECT count(*) FROM raw.claim_valuations) + (SELECT count(*) FROM raw.quarantine)"
     ).fetchone()[0]
     assert stored == rows
-    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 1
-    assert con.execute("SELECT count(*) FROM raw.submission_files").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM control.submissions").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM control.submission_files").fetchone()[0] == 2
 
 
 def test_a_file_seen_unchanged_is_not_read_again_and_a_touched_one_is(tmp_path, sample, monkeypatch):
@@ -115,7 +115,7 @@ def test_a_file_seen_unchanged_is_not_read_again_and_a_touched_one_is(tmp_path, 
     third = ingest_insurer(con, cfg, landing, sample.pseudonymizer())
     assert [o.status for o in third.outcomes] == ["already_loaded", "loaded", "already_loaded"]
     assert hashed == [files[0].name, files[1].name]
-    assert con.execute("SELECT count(*) FROM raw.submissions").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM control.submissions").fetchone()[0] == 4
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_unreadable_files_are_rejected_whole_and_the_rest_still_loads(tmp_path, 
     bad = by_file[f"{insurer}/{name}"]
     assert bad.status == "rejected" and error in bad.error, bad.error
     assert all(by_file[f"{insurer}/{p.name}"].status == "loaded" for p in good)
-    status, err = con.execute("SELECT status, error FROM raw.submissions WHERE source_file = ?", [f"{insurer}/{name}"]).fetchone()
+    status, err = con.execute("SELECT status, error FROM control.submissions WHERE source_file = ?", [f"{insurer}/{name}"]).fetchone()
     assert status == "rejected" and error in err
     assert con.execute("SELECT count(*) FROM raw.quarantine WHERE source_file = ?", [f"{insurer}/{name}"]).fetchone()[0] == 0
 
@@ -184,8 +184,8 @@ def test_a_failure_mid_submission_leaves_no_partial_rows(tmp_path, sample, monke
     with pytest.raises(Boom):
         ingest_file(FailingConnection(), target, landing, cfg, sample.pseudonymizer())
     counts = warehouse.table_counts(con)
-    assert counts["policies"] == counts["incidents"] == counts["claim_valuations"] == counts["quarantine"] == 0
-    assert counts["submissions"] == 0
+    assert counts["raw.policies"] == counts["raw.incidents"] == counts["raw.claim_valuations"] == counts["raw.quarantine"] == 0
+    assert counts["control.submissions"] == 0
     # The next run loads the file whole.
     outcome = ingest_file(con, target, landing, cfg, sample.pseudonymizer())
     assert outcome.status == "loaded" and outcome.rows_loaded > 0

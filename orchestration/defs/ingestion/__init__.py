@@ -9,12 +9,17 @@ import dagster as dg
 from ingestion.config import load_configs
 from orchestration.defs.ingestion.assets import (
     GROUP,
-    RAW_TABLES,
+    LANDED_TABLES,
     build_disabled_asset,
     build_ingestion_asset,
-    build_raw_table_asset,
+    build_landed_table_asset,
 )
-from orchestration.defs.ingestion.gate import build_config_check, build_gate_check, review_submission_job
+from orchestration.defs.ingestion.gate import (
+    build_config_check,
+    build_gate_asset,
+    build_submission_gate_table,
+    review_submission_job,
+)
 from orchestration.defs.ingestion.sensors import build_landing_sensor
 
 INGEST_JOB = "ingest_landing"
@@ -25,15 +30,16 @@ def build_defs() -> dg.Definitions:
     configs = loaded.configs
     assets = [build_ingestion_asset(cfg) for cfg in configs.values()]
     assets += [build_disabled_asset(insurer_id, error) for insurer_id, error in sorted(loaded.errors.items())]
-    # The raw tables wait for the insurers that can run; a disabled one is not upstream of anything.
-    assets += [build_raw_table_asset(table, sorted(configs)) for table in RAW_TABLES]
+    # The landed tables and the gate wait for the insurers that can run; a disabled one is upstream of nothing.
+    assets += [build_landed_table_asset(schema, table, sorted(configs)) for schema, table in LANDED_TABLES]
+    assets += [build_gate_asset(cfg) for cfg in configs.values()]
+    assets.append(build_submission_gate_table(sorted(configs)))
     job = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.groups(GROUP),
-        description="Ingest every insurer's new landing files into the raw zone of the warehouse.",
+        description="Ingest every insurer's new landing files into the raw zone of the warehouse and decide them at the gate.",
     )
-    checks = [build_gate_check(cfg) for cfg in configs.values()]
-    checks += [build_config_check(insurer_id, error) for insurer_id, error in sorted(loaded.errors.items())]
+    checks = [build_config_check(insurer_id, error) for insurer_id, error in sorted(loaded.errors.items())]
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=[job, review_submission_job], sensors=[build_landing_sensor(configs, job)]
     )

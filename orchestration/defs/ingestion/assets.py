@@ -33,7 +33,7 @@ def build_ingestion_asset(cfg: InsurerConfig) -> dg.AssetsDefinition:
         description=(
             f"Submissions of {cfg.display_name}: {cfg.format} files from landing/{cfg.insurer_id}/ mapped "
             f"into the canonical contract (mapping {cfg.mapping_version}); good rows to raw.policies / "
-            "raw.incidents / raw.claim_valuations, bad rows to raw.quarantine, every file to raw.submissions."
+            "raw.incidents / raw.claim_valuations, bad rows to raw.quarantine, every file to control.submissions."
         ),
         metadata={"insurer_id": cfg.insurer_id, "format": cfg.format, "mapping_version": cfg.mapping_version},
         tags={"insurer": cfg.insurer_id},
@@ -100,35 +100,40 @@ def build_disabled_asset(insurer_id: str, config_error: str) -> dg.AssetsDefinit
     return _disabled
 
 
-# Raw-zone tables every insurer's ingestion writes into; dbt declares them as sources.
-RAW_TABLES = {
-    "policies": "Canonical policy terms of every insurer (every delivered version).",
-    "incidents": "Canonical incidents of every insurer (every delivered version).",
-    "claim_valuations": "Canonical claim valuations of every insurer (every delivered row).",
-    "quarantine": "Rows that failed row-level validation, with reason codes.",
-    "submissions": "One row per distinct submitted file content: loaded or rejected, with counts.",
+# Tables every insurer's ingestion writes into, by (schema, table); dbt declares them as sources. The gate's
+# decisions (control.submission_gate) are an asset of their own (orchestration.defs.ingestion.gate).
+LANDED_TABLES = {
+    ("raw", "policies"): "Canonical policy terms of every insurer (every delivered version).",
+    ("raw", "incidents"): "Canonical incidents of every insurer (every delivered version).",
+    ("raw", "claim_valuations"): "Canonical claim valuations of every insurer (every delivered row).",
+    ("raw", "quarantine"): "Rows that failed row-level validation, with reason codes.",
+    ("control", "submissions"): "One row per distinct submitted file content: loaded or rejected, with counts.",
+    ("control", "submission_fields"): "How each canonical field was delivered in each loaded submission.",
+}
+# The rows of a table per insurer (submission_fields carries no insurer: its submission does).
+_ROWS_BY_INSURER = {
+    ("control", "submission_fields"): "SELECT s.insurer_id, count(*) FROM control.submission_fields f "
+                                      "JOIN control.submissions s USING (submission_id) GROUP BY ALL ORDER BY ALL",
 }
 
 
-def build_raw_table_asset(table: str, insurer_ids: list[str]) -> dg.AssetsDefinition:
+def build_landed_table_asset(schema: str, table: str, insurer_ids: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
-        key=dg.AssetKey(["raw", table]),
+        key=dg.AssetKey([schema, table]),
         deps=[asset_key(i) for i in insurer_ids],
         group_name=GROUP,
         kinds={"duckdb"},
-        pool=WRITER_POOL,
-        description=f"raw.{table}: {RAW_TABLES[table]} Records row counts per insurer after ingestion.",
+        description=f"{schema}.{table}: {LANDED_TABLES[schema, table]} Records row counts per insurer after ingestion.",
     )
-    def _raw_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def _landed_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        sql = _ROWS_BY_INSURER.get((schema, table), f"SELECT insurer_id, count(*) FROM {schema}.{table} GROUP BY ALL ORDER BY ALL")
         with warehouse.reader() as con:
-            by_insurer = dict(
-                con.execute(f"SELECT insurer_id, count(*) FROM raw.{table} GROUP BY ALL ORDER BY ALL").fetchall()
-            )
+            by_insurer = dict(con.execute(sql).fetchall())
         return dg.MaterializeResult(
             metadata={"rows": sum(by_insurer.values()), "rows_by_insurer": dg.MetadataValue.json(by_insurer)}
         )
 
-    return _raw_table
+    return _landed_table
 
 
 def landing_relative(path: Path, landing_root: Path) -> str:

@@ -1,4 +1,4 @@
-"""File arrival: each new landing file becomes a run of its insurer's ingestion asset.
+"""File arrival: each new landing file becomes a run of its insurer's ingestion and gate assets.
 
 The run key is the file's content hash, so the same content under another name (or a
 sensor tick that sees a file twice) never starts a second run. The cursor remembers the
@@ -12,6 +12,7 @@ import dagster as dg
 from ingestion.config import InsurerConfig
 from ingestion.pipeline import content_hash, display_name, landing_files
 from orchestration.defs.ingestion.assets import asset_key, landing_relative
+from orchestration.defs.ingestion.gate import gate_key
 from orchestration.defs.resources import LandingZoneResource
 
 
@@ -37,7 +38,7 @@ def build_landing_sensor(configs: dict[str, InsurerConfig], job) -> dg.SensorDef
                     dg.RunRequest(
                         # Identity of a submission is (insurer, content): the same bytes from two insurers are two runs.
                         run_key=f"{insurer_id}:{content_hash(path)}",
-                        asset_selection=[asset_key(insurer_id)],
+                        asset_selection=[asset_key(insurer_id), gate_key(insurer_id)],
                         run_config={"ops": {asset_key(insurer_id).to_python_identifier(): {"config": {"files": [rel]}}}},
                         # The name as every listing shows it (hidden characters escaped); the config keeps the real one.
                         tags={"insurer": insurer_id, "source_file": display_name(path, landing.root)},

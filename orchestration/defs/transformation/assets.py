@@ -12,7 +12,15 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.defs.ingestion.assets import RAW_TABLES
+from cyberclaims.transformation.builds import (
+    full_refresh_reason,
+    inputs_fingerprint,
+    record_build_completed,
+    record_build_inputs,
+    record_build_restarted,
+)
+from orchestration.defs.ingestion.assets import LANDED_TABLES
+from orchestration.defs.ingestion.gate import SUBMISSION_GATE
 from orchestration.defs.resources import WRITER_POOL, DataZoneResource, WarehouseResource
 from orchestration.defs.transformation.project import (
     WarehouseMismatch,
@@ -23,15 +31,7 @@ from orchestration.defs.transformation.project import (
     dbt_project,
     dbt_source_fingerprint,
 )
-from publication.publish import (
-    full_refresh_reason,
-    inputs_fingerprint,
-    published_manifest,
-    published_submissions,
-    record_build_completed,
-    record_build_inputs,
-    record_build_restarted,
-)
+from publication.publish import published_manifest, published_submissions
 from quality.gate import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
@@ -91,7 +91,7 @@ def nothing_new_since(published_dir: Path, fingerprint: str) -> int | None:
 
 @dg.asset(
     key=BUILD_INPUTS,
-    deps=[dg.AssetKey(["raw", table]) for table in RAW_TABLES],
+    deps=[*(dg.AssetKey([schema, table]) for schema, table in LANDED_TABLES), SUBMISSION_GATE],
     group_name="transformation",
     kinds={"duckdb"},
     pool=WRITER_POOL,

@@ -19,6 +19,6 @@ from {{ source('raw', 'incidents') }}
 -- Only rows of admitted submissions (passed the submission gate, or released by an operator).
 inner join (
     select submission_id, admitted_at
-    from {{ source('raw', 'submission_gate') }}
+    from {{ source('control', 'submission_gate') }}
     where {{ is_admitted('status') }}
 ) as admitted using (submission_id)

@@ -6,4 +6,4 @@ select
     source,
     rows_accepted,
     rows_with_value
-from {{ source('raw', 'submission_fields') }}
+from {{ source('control', 'submission_fields') }}

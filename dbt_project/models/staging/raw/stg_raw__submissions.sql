@@ -16,5 +16,5 @@ select
     gate.status as gate_status,
     gate.reasons as gate_reasons,
     gate.admitted_at
-from {{ source('raw', 'submissions') }} as submissions
-left join {{ source('raw', 'submission_gate') }} as gate on gate.submission_id = submissions.submission_id
+from {{ source('control', 'submissions') }} as submissions
+left join {{ source('control', 'submission_gate') }} as gate on gate.submission_id = submissions.submission_id

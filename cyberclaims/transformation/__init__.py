@@ -1,0 +1,1 @@
+"""The transformation stage outside dbt itself: the bookkeeping of the dbt builds of the marts."""
