@@ -200,7 +200,7 @@ SECTOR = Dimension("sector", "行业", "Sector")
 PRODUCT = Dimension("product_type", "产品类型", "Product type")
 INCIDENT_TYPE = Dimension("incident_type", "事故类型", "Incident type")
 PROVINCE = Dimension("province", "省份", "Province")
-PILOT = Dimension("pilot", "试点批次", "Pilot cohort")
+PILOT = Dimension("pilot", "试点项目", "Pilot programme")
 SIZE = Dimension("size", "企业规模", "Enterprise size")
 QUARTER = Dimension("quarter", "季度", "Quarter")
 SEVERITY_BAND = Dimension("severity_band", "赔款金额区间", "Claim size band")
@@ -212,7 +212,7 @@ TABLE_SPECS: tuple[TableSpec, ...] = (
     TableSpec("sector_incident_type", 2, "按行业和事故类型", "By sector and incident type", SECTOR, INCIDENT_TYPE,
               LOSS_ONLY),
     TableSpec("province", 3, "按省份", "By province", PROVINCE, None, ALL_MEASURES),
-    TableSpec("pilot", 4, "试点批次与非试点", "Pilot cohorts and non-pilot", PILOT, None, ALL_MEASURES),
+    TableSpec("pilot", 4, "试点项目与非试点", "Pilot programmes and non-pilot", PILOT, None, ALL_MEASURES),
     TableSpec("size", 5, "中小企业与大型企业", "SMEs and large enterprises", SIZE, None, ALL_MEASURES),
     # Quarters of the year so far: its row totals are the year-to-date sector figures of table 1.
     TableSpec("sector_quarter", 6, "按行业和季度（本年）", "By sector and quarter (year to date)", SECTOR, QUARTER,

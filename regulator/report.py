@@ -362,12 +362,12 @@ def _report_lag(pack: Pack) -> Chart:
 def _pilot(pack: Pack) -> Chart:
     table = pack.table("pilot", "ytd")
     cohorts = _one_way_rows(table)
-    title_en = "Pilot cohorts compared with non-pilot"
+    title_en = "Pilot programmes compared with non-pilot"
     fig, axes = _figure(f"{title_en}, {table.period_label}", 3, width=13, height=5)
     points: list[Point] = []
     for ax, measure in zip(axes, ("frequency", "loss_ratio", "severity_median"), strict=True):
         points += _cell_bars(ax, cohorts, [measure], MEASURE_BY_CODE[measure].en)
-    return _finish(fig, "06_pilot.png", "试点批次与非试点比较", title_en, points)
+    return _finish(fig, "06_pilot.png", "试点项目与非试点比较", title_en, points)
 
 
 def _size_share(pack: Pack) -> Chart:

@@ -302,7 +302,7 @@ def labels(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, str
     ):
         out[dim] = {code: (zh, en) for code, zh, en in
                     con.execute(f"select {key}, name_zh, name_en from wh.marts.{table}").fetchall()}
-    out["pilot"] = {code: (f"试点批次 {code}", f"Pilot cohort {code}") for (code,) in con.execute(
+    out["pilot"] = {code: (f"试点项目 {code}", f"Pilot programme {code}") for (code,) in con.execute(
         "select pilot_programme from wh.marts.reg_pilot_programmes").fetchall()}
     out["pilot"]["none"] = ("非试点", "Non-pilot")
     out["size"] = {"sme": ("中小企业", "SME"), "large": ("大型企业", "Large enterprise")}

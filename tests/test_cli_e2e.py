@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -65,7 +66,11 @@ def test_generate_then_run_twice(tmp_path):
     # The cycle ends with the regulator pack of the latest complete quarter.
     pack = tmp_path / "data" / "regulator" / "2024Q4"
     assert (pack / "cyber_insurance_pilot_statistics_2024Q4.xlsx").stat().st_size > 0
-    assert len(list((pack / "csv").glob("*.csv"))) == 13 and len(list((pack / "charts").glob("*.png"))) == 7
+    # One CSV per table of the pack (each table once per period), one chart file per chart the report shows.
+    tables = json.loads((pack / "cyber_insurance_pilot_statistics_2024Q4.json").read_text(encoding="utf-8"))["tables"]
+    assert tables and {p.name for p in (pack / "csv").glob("*.csv")} == {f"{t['name']}_{t['period']}.csv" for t in tables}
+    shown = set(re.findall(r"charts/([\w.-]+\.png)", (pack / "report.html").read_text(encoding="utf-8")))
+    assert shown and {p.name for p in (pack / "charts").glob("*.png")} == shown
     assert (tmp_path / "data" / "internal" / "regulator" / "2024Q4" / "suppression_audit.csv").exists()
     earlier = cli("report", "regulator", "--quarter", "2024q3", env=env)
     assert earlier.returncode == 0, earlier.stdout + earlier.stderr

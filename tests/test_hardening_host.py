@@ -239,7 +239,13 @@ def test_a_warehouse_from_before_the_change_time_hashes_each_file_once_more(tmp_
     (root / INSURER / "claims_202501.csv").write_text(csv_text([CLAIM_ROW]))
     con = warehouse.connect(tmp_path / "wh.duckdb")
     ingest_insurer(con, cfg, root, PSEUDO)
-    con.execute("ALTER TABLE control.landing_file_stats DROP COLUMN ctime_ns")  # the table as it was
+    # The warehouse as it was: its bookkeeping in raw (no control schema), landing_file_stats without ctime_ns.
+    from cyberclaims.control import BOOKKEEPING_TABLES
+
+    for table in BOOKKEEPING_TABLES:
+        con.execute(f"CREATE TABLE raw.{table} AS SELECT * FROM control.{table}")
+    con.execute("ALTER TABLE raw.landing_file_stats DROP COLUMN ctime_ns")
+    con.execute("DROP SCHEMA control CASCADE")
     con.close()
 
     con = warehouse.connect(tmp_path / "wh.duckdb")

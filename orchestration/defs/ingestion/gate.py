@@ -65,6 +65,10 @@ def build_gate_asset(cfg: InsurerConfig) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(metadata={"evaluated": 0, "undecided": str(exc)})
             yield dg.AssetCheckResult(check_name=DECIDED_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                       description=f"the gate could not decide: {exc}")
+            with warehouse.reader() as con:
+                still_held = gate_overview(con, status="held", insurer=cfg.insurer_id)
+            yield dg.AssetCheckResult(check_name=HELD_CHECK, passed=not still_held, severity=dg.AssetCheckSeverity.WARN,
+                                      description=f"{len(still_held)} held, awaiting an operator; new submissions undecided")
             return
         for d in decisions:
             if d.status == "held":

@@ -8,7 +8,7 @@ select
     cast(extract(quarter from date_day) as integer) as quarter,
     cast(extract(month from date_day) as integer) as month,
     {{ month_of('date_day') }} as month_start,
-    cast(extract(year from date_day) as varchar) || 'Q' || cast(extract(quarter from date_day) as varchar) as year_quarter,
+    cast(extract(year from date_day) as {{ dbt.type_string() }}) || 'Q' || cast(extract(quarter from date_day) as {{ dbt.type_string() }}) as year_quarter,
     cast({{ iso_day_of_week('date_day') }} as integer) as iso_day_of_week,
     date_day = cast({{ dbt.last_day('date_day', 'month') }} as date) as is_month_end
 from days
