@@ -1,0 +1,39 @@
+"""Ingestion domain: an asset per insurer config with its submission gate, the landing sensor, the
+ingestion and review jobs. An insurer whose config is invalid keeps an asset that reports the config
+error (and a failing `config` check); it reads nothing, and every other insurer runs."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cyberclaims.ingestion.config import load_configs
+from cyberclaims.orchestration.defs.ingestion.assets import (
+    GROUP,
+    RAW_TABLES,
+    build_disabled_asset,
+    build_ingestion_asset,
+    build_raw_table_asset,
+)
+from cyberclaims.orchestration.defs.ingestion.gate import build_config_check, build_gate_check, review_submission_job
+from cyberclaims.orchestration.defs.ingestion.sensors import build_landing_sensor
+
+INGEST_JOB = "ingest_landing"
+
+
+def build_defs() -> dg.Definitions:
+    loaded = load_configs()
+    configs = loaded.configs
+    assets = [build_ingestion_asset(cfg) for cfg in configs.values()]
+    assets += [build_disabled_asset(insurer_id, error) for insurer_id, error in sorted(loaded.errors.items())]
+    # The raw tables wait for the insurers that can run; a disabled one is not upstream of anything.
+    assets += [build_raw_table_asset(table, sorted(configs)) for table in RAW_TABLES]
+    job = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        description="Ingest every insurer's new landing files into the raw zone of the warehouse.",
+    )
+    checks = [build_gate_check(cfg) for cfg in configs.values()]
+    checks += [build_config_check(insurer_id, error) for insurer_id, error in sorted(loaded.errors.items())]
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, jobs=[job, review_submission_job], sensors=[build_landing_sensor(configs, job)]
+    )
