@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def child(insurer_id: str, data_dir: Path) -> None:
-    from ingestion import warehouse
-    from ingestion.config import load_all_configs
-    from ingestion.pipeline import ingest_insurer
-    from ingestion.pseudonymize import Pseudonymizer, load_secret
+    from cyberclaims.ingestion import warehouse
+    from cyberclaims.ingestion.config import load_all_configs
+    from cyberclaims.ingestion.pipeline import ingest_insurer
+    from cyberclaims.ingestion.pseudonymize import Pseudonymizer, load_secret
 
     cfg = load_all_configs()[insurer_id]
     con = warehouse.connect(data_dir / "warehouse" / "bench.duckdb")

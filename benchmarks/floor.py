@@ -8,14 +8,14 @@ nothing more, as one hand-written DuckDB script (benchmarks/floor/floor.sql) in 
 database:
 
 - every claim-valuation file of every insurer is read and mapped to the canonical columns by the
-  layout's rules (ingestion/configs/*.yaml, readers.py, mapping.py): value maps, date formats, unit
+  layout's rules (cyberclaims/ingestion/configs/*.yaml, readers.py, mapping.py): value maps, date formats, unit
   multiplier, text → Decimal(38,6) → × multiplier → fen, both roundings half to even as polars does;
 - a row is dropped where ingestion quarantines it: a required field missing, a date that matches none
   of the layout's formats, an amount that does not parse or is negative, an unknown code, dates out of
   order, or an exact repeat of an earlier row of the same file;
 - submission_id is the SHA-256 of the file's bytes (DuckDB sha256 over read_blob); a content delivered
   again under another name counts once;
-- identifiers become HMAC-SHA256 keys exactly as ingestion/pseudonymize.py makes them, in SQL: the key
+- identifiers become HMAC-SHA256 keys exactly as cyberclaims/ingestion/pseudonymize.py makes them, in SQL: the key
   block is XORed with ipad/opad as BIT strings and HMAC = sha256(k⊕opad ‖ sha256(k⊕ipad ‖ msg)), once
   per distinct message;
 - per claim and valuation date the latest submission wins (int_claim_valuations__deduplicated); FX to
@@ -31,7 +31,7 @@ nothing in fct_claim_valuations depends on policies or incidents.
 Inputs taken from the pipeline rather than re-implemented: which submissions the submission gate did not
 admit (held, rejected, still pending). Their file names, resends included, are read from the pipeline
 warehouse's control.submission_files joined to control.submission_gate before the clock starts, and those files
-are not read. Ingestion order is delivery-name order per insurer, as ingestion/pipeline.py walks the
+are not read. Ingestion order is delivery-name order per insurer, as cyberclaims/ingestion/pipeline.py walks the
 landing zone; the ranking uses it where the pipeline uses ingested_at, which is the same order when the
 landing zone was ingested in name order (one run, or month files arriving in month order).
 
@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quality.gate import ADMITTED
+from cyberclaims.quality.gate import ADMITTED
 
 if TYPE_CHECKING:
     import duckdb
@@ -73,7 +73,7 @@ SEEDS_DIR = ROOT / "dbt_project" / "seeds"
 DEFAULT_FX = SEEDS_DIR / "fx_rates_monthly.csv"
 CLAIM_STATUS_SEED = SEEDS_DIR / "tax_claim_status.csv"
 
-# insurer → (file pattern of its claim valuations, how the floor reads them); from ingestion/configs/*.yaml.
+# insurer → (file pattern of its claim valuations, how the floor reads them); from cyberclaims/ingestion/configs/*.yaml.
 CLAIM_LAYOUTS: dict[str, tuple[str, str]] = {
     "changjiang_ins": ("CJ_CLAIM_*.csv", "gbk_csv"),
     "dongfang_pc": ("claims_*.csv", "csv"),

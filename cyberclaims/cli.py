@@ -11,12 +11,13 @@ from pathlib import Path
 import click
 
 from cyberclaims import settings
+from cyberclaims.orchestration.jobs import CYCLE_JOB  # = cyberclaims.orchestration.definitions.CYCLE_JOB, without Dagster
 
 
 def _shown(text) -> str:
     """Text that came with a submission (a file name, an error quoting its headers) as the terminal shows it:
     control and bidirectional characters escaped, so a name cannot colour, move or reorder the operator's screen."""
-    from ingestion.pipeline import printable
+    from cyberclaims.ingestion.pipeline import printable
 
     return printable(str(text))
 
@@ -77,7 +78,7 @@ def prepare() -> None:
 
 
 def _prepare_dbt() -> None:
-    from orchestration.defs.transformation.project import dbt_project, prepare_manifest
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project, prepare_manifest
 
     project = dbt_project()
     parsed = prepare_manifest(project)
@@ -85,7 +86,7 @@ def _prepare_dbt() -> None:
 
 
 @main.command()
-@click.option("--job", "job_name", default="monthly_cycle", show_default=True, help="Dagster job to run.")
+@click.option("--job", "job_name", default=CYCLE_JOB, show_default=True, help="Dagster job to run.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @click.option("--rebuild", is_flag=True,
               help="Build, publish and report even if nothing changed since the published version.")
@@ -100,10 +101,10 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
     _prepare_dbt()
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from orchestration.defs.resources import REBUILD_TAG
-    from orchestration.defs.transformation.assets import BUILD_INPUTS
-    from orchestration.runs import PoolWaitTimeout, execute_job
+    from cyberclaims.orchestration.definitions import defs
+    from cyberclaims.orchestration.defs.resources import REBUILD_TAG
+    from cyberclaims.orchestration.defs.transformation.assets import BUILD_INPUTS
+    from cyberclaims.orchestration.runs import PoolWaitTimeout, execute_job
 
     definitions = defs()
     job = definitions.resolve_job_def(job_name)
@@ -115,7 +116,7 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
         run_config["ops"] = {decision_op: {"config": {"rebuild": True}}}
     started = time.perf_counter()
     # Runs whose process died are marked failed and their writer-pool slot freed first; the wait for the
-    # pool is bounded by CYBERCLAIMS_POOL_WAIT_SECONDS (orchestration.runs).
+    # pool is bounded by CYBERCLAIMS_POOL_WAIT_SECONDS (cyberclaims.orchestration.runs).
     with dg.DagsterInstance.get() as instance:
         try:
             result = execute_job(job, instance, run_config, tags={REBUILD_TAG: "true"} if rebuild else None)
@@ -136,7 +137,7 @@ def run(job_name: str, log_level: str, rebuild: bool) -> None:
 def _print_held_publication(instance, run_id: str) -> None:
     """When the run's publication was held by the difference rule (README, Privacy), say why."""
 
-    from orchestration.defs.publication import PUBLISHED_KEY
+    from cyberclaims.orchestration.defs.publication import PUBLISHED_KEY
 
     event = instance.get_latest_materialization_event(PUBLISHED_KEY)
     if event is None or event.run_id != run_id:
@@ -149,7 +150,7 @@ def _print_held_publication(instance, run_id: str) -> None:
 
 def _print_disabled_insurers() -> None:
     """An invalid config disables only its insurer; say so, with every problem, to stderr."""
-    from ingestion.config import config_dir, load_configs
+    from cyberclaims.ingestion.config import config_dir, load_configs
 
     loaded = load_configs()
     for insurer_id, error in sorted(loaded.errors.items()):
@@ -163,7 +164,7 @@ def _print_disabled_insurers() -> None:
 @click.pass_context
 def publish(ctx: click.Context, rollback_to: int | None) -> None:
     """Publish the audited marts as the next version of data/published/sector_claims.duckdb."""
-    from publication.publish import existing_versions, rollback
+    from cyberclaims.publication.publish import existing_versions, rollback
 
     published = settings.paths().published
     if rollback_to is None:
@@ -182,22 +183,18 @@ def status() -> None:
     _print_status()
 
 
-# orchestration.definitions.CYCLE_JOB (not imported: loading the definitions parses the dbt manifest).
-CYCLE_JOB = "monthly_cycle"
-
-
 def _print_status() -> None:
     import duckdb
 
-    from ingestion import warehouse
-    from publication.publish import existing_versions, published_version
-    from quality.gate import SECTOR_ACTOR
+    from cyberclaims.ingestion import warehouse
+    from cyberclaims.publication.publish import existing_versions, published_version
+    from cyberclaims.quality.gate import SECTOR_ACTOR
 
     published = settings.paths().published
     click.echo(f"Published {published / 'sector_claims.duckdb'}: version {published_version(published) or 'none'}"
                f" (kept: {existing_versions(published) or 'none'})")
     _print_last_cycle()
-    from ingestion.config import config_dir, load_configs
+    from cyberclaims.ingestion.config import config_dir, load_configs
 
     for insurer_id, error in sorted(load_configs().errors.items()):
         problems = error.count("\n")
@@ -297,8 +294,8 @@ def sql(command: str | None, sql_file: str | None, as_csv: bool, db_path: str | 
     from contextlib import ExitStack
     from pathlib import Path
 
+    from cyberclaims.publication.publish import PUBLISHED_NAME
     from cyberclaims.sql import warehouse_snapshot
-    from publication.publish import PUBLISHED_NAME
 
     with ExitStack() as stack:
         try:
@@ -360,8 +357,8 @@ def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     """Pilot statistics for the regulator, with disclosure control, into data/regulator/<quarter>/."""
     import duckdb
 
-    from regulator.pack import check_quarter
-    from regulator.statistics import PackError
+    from cyberclaims.regulator.pack import check_quarter
+    from cyberclaims.regulator.statistics import PackError
 
     # Refuse a quarter the data do not cover before starting Dagster, with the reason only.
     try:
@@ -372,8 +369,8 @@ def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     _prepare_dbt()
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from orchestration.defs.regulator import PACK_KEY, REGULATOR_JOB
+    from cyberclaims.orchestration.definitions import defs
+    from cyberclaims.orchestration.defs.regulator import PACK_KEY, REGULATOR_JOB
 
     definitions = defs()
     pack_op = definitions.resolve_assets_def(PACK_KEY).op.name
@@ -410,8 +407,8 @@ def submissions() -> None:
 @click.option("--insurer", default=None)
 def submissions_list(status: str | None, insurer: str | None) -> None:
     """Submissions with their gate status and reasons, and files rejected unread with their error (default: every one)."""
-    from ingestion import warehouse
-    from quality.gate import gate_overview
+    from cyberclaims.ingestion import warehouse
+    from cyberclaims.quality.gate import gate_overview
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         rows = gate_overview(con, status, insurer)
@@ -433,7 +430,7 @@ def submissions_show(submission_id: str) -> None:
     """The gate's findings for one submission, or a rejected file's error (id or a prefix of ≥ 8 characters), as JSON."""
     import json
 
-    from ingestion import warehouse
+    from cyberclaims.ingestion import warehouse
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         try:
@@ -452,7 +449,7 @@ def submissions_show(submission_id: str) -> None:
     if out["error"]:
         out["retry"] = f"cyberclaims submissions retry {sid[:12]} (or change the insurer's mapping_version)"
     # JSON escapes (\u202e) of what a terminal would obey: still the same JSON, but safe to print.
-    from ingestion.pipeline import printable
+    from cyberclaims.ingestion.pipeline import printable
 
     text = json.dumps(out, ensure_ascii=False, indent=2, default=str)
     click.echo("\n".join(printable(line, escape=lambda ch: json.dumps(ch)[1:-1]) for line in text.split("\n")))
@@ -464,7 +461,7 @@ def submissions_show(submission_id: str) -> None:
 @click.option("--reviewer", default=None, help="Who asks (default: $USER).")
 def submissions_retry(submission_id: str, note: str, reviewer: str | None) -> None:
     """Read a rejected file again with the next `cyberclaims run` (e.g. after the layout was fixed)."""
-    from ingestion import warehouse
+    from cyberclaims.ingestion import warehouse
 
     actor = reviewer or os.environ.get("USER") or "operator"
     with warehouse.connect(settings.paths().warehouse) as con:
@@ -482,9 +479,9 @@ def _review(action: str, submission_id: str, note: str, reviewer: str | None) ->
     settings.ensure_dagster_home()
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from orchestration.defs.ingestion.gate import REVIEW_JOB, review_held_submission
-    from orchestration.runs import PoolWaitTimeout, execute_job
+    from cyberclaims.orchestration.definitions import defs
+    from cyberclaims.orchestration.defs.ingestion.gate import REVIEW_JOB, review_held_submission
+    from cyberclaims.orchestration.runs import PoolWaitTimeout, execute_job
 
     actor = reviewer or os.environ.get("USER") or "operator"
     op = review_held_submission.name
@@ -536,7 +533,7 @@ def onboard() -> None:
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def onboard_check(config: Path, files: tuple[Path, ...]) -> None:
     """Validate CONFIG and dry-run FILES through it (nothing is written). Exit 0 only if they would load cleanly."""
-    from ingestion.onboard import check_files, render
+    from cyberclaims.ingestion.onboard import check_files, render
 
     report = check_files(config, list(files))
     click.echo(_shown_lines(render(report)), nl=False)  # it quotes the files' headers and values
@@ -552,7 +549,7 @@ def onboard_check(config: Path, files: tuple[Path, ...]) -> None:
               help="Which template the ready config reads: the workbook or the three CSV files.")
 def onboard_template(out_dir: Path, insurer_id: str, display_name: str, variant: str) -> None:
     """Write the bureau's standard submission template (xlsx and CSV) and the ready config that reads it."""
-    from ingestion.template import write_template
+    from cyberclaims.ingestion.template import write_template
 
     written = write_template(out_dir, insurer_id, display_name, variant)
     for path in written:
@@ -567,7 +564,7 @@ def ui(port: int) -> None:
     """Open the Dagster UI on this installation's runs (http://127.0.0.1:PORT)."""
     home = settings.ensure_dagster_home()
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
-    os.execvp("dagster", ["dagster", "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
+    os.execvp("dagster", ["dagster", "dev", "-m", "cyberclaims.orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
 
 
 if __name__ == "__main__":

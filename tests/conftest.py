@@ -16,21 +16,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from cyberclaims.sample.generate import generate_sample
-from cyberclaims.sample.market import MarketParams
-from cyberclaims.sample.profiles import sample_market
-from cyberclaims.sample.render import DefectRates
-from ingestion import warehouse
-from ingestion.pseudonymize import Pseudonymizer
-from orchestration.defs.ingestion import build_defs
-from orchestration.defs.resources import (
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.pseudonymize import Pseudonymizer
+from cyberclaims.orchestration.defs.ingestion import build_defs
+from cyberclaims.orchestration.defs.resources import (
     DataZoneResource,
     LandingZoneResource,
     PseudonymizationResource,
     WarehouseResource,
 )
-from orchestration.defs.transformation import build_dbt_assets
-from orchestration.defs.transformation.project import dbt_project, prepare_manifest
+from cyberclaims.orchestration.defs.transformation import build_dbt_assets
+from cyberclaims.orchestration.defs.transformation.project import dbt_project, prepare_manifest
+from cyberclaims.sample.generate import generate_sample
+from cyberclaims.sample.market import MarketParams
+from cyberclaims.sample.profiles import sample_market
+from cyberclaims.sample.render import DefectRates
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789abcdef"
 
@@ -106,7 +106,7 @@ def materialize(assets, resources: dict, **kwargs) -> dg.ExecuteInProcessResult:
 
 def publication_assets() -> list[dg.AssetsDefinition]:
     """The published database and the insurers' feedback, as the definitions build them."""
-    from orchestration.defs.publication import build_publication_assets
+    from cyberclaims.orchestration.defs.publication import build_publication_assets
 
     return build_publication_assets()
 

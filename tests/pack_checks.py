@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.image import imread
 from openpyxl import load_workbook
 
-from regulator.model import MEASURE_BY_CODE, Cell, Pack, PackTable
-from regulator.render import COVER_SHEET, NOTES_SHEET, TABLE_HEADER_ROW, table_header
+from cyberclaims.regulator.model import MEASURE_BY_CODE, Cell, Pack, PackTable
+from cyberclaims.regulator.render import COVER_SHEET, NOTES_SHEET, TABLE_HEADER_ROW, table_header
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN = re.compile(r"[A-Za-z]")

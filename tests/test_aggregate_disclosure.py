@@ -18,8 +18,8 @@ SEGMENT = ("sector_code", "size_band", "product_type", "province_code", "pilot_c
 
 @pytest.fixture(scope="module")
 def published(sample, tmp_path_factory):
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import publication_metadata, publish, published_tables_from_manifest
 
     out = tmp_path_factory.mktemp("aggregates") / "published"
     with sample.con() as con:
@@ -183,7 +183,7 @@ def test_the_audit_refuses_a_shown_hidden_cell_a_lone_hidden_cell_and_an_unprote
     the published version made bad three ways."""
     import shutil
 
-    from publication.cells import violations
+    from cyberclaims.publication.cells import violations
 
     bad = tmp_path / "bad.duckdb"
     shutil.copyfile(published, bad)

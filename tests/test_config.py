@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingestion.config import CONFIG_DIR, ConfigError, load_all_configs, load_config
+from cyberclaims.ingestion.config import CONFIG_DIR, ConfigError, load_all_configs, load_config
 
 
 def test_all_shipped_configs_load():
@@ -71,12 +71,12 @@ def test_onboarding_is_a_config_file(tmp_path):
 
 def test_the_onboarding_guide_documents_every_option_of_the_config_model():
     """docs/onboarding.md's reference is generated from the model: regenerate it when a key changes."""
-    from ingestion.config import DateParts, FieldSpec, InsurerConfig, QualityConfig, RecordTypeConfig
-    from ingestion.config_reference import BEGIN, END, generate
+    from cyberclaims.ingestion.config import DateParts, FieldSpec, InsurerConfig, QualityConfig, RecordTypeConfig
+    from cyberclaims.ingestion.config_reference import BEGIN, END, generate
 
     guide = (Path(__file__).parents[1] / "docs" / "onboarding.md").read_text(encoding="utf-8")
     section = guide[guide.index(BEGIN): guide.index(END) + len(END)] + "\n"
-    assert section == generate(), "run: python -m ingestion.config_reference --write docs/onboarding.md"
+    assert section == generate(), "run: python -m cyberclaims.ingestion.config_reference --write docs/onboarding.md"
     for model in (InsurerConfig, RecordTypeConfig, FieldSpec, DateParts, QualityConfig):
         for key, info in model.model_fields.items():
             assert f"| `{key}` |" in section, f"{model.__name__}.{key} is not documented"

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from cyberclaims import control
-from ingestion import warehouse
+from cyberclaims.ingestion import warehouse
 
 
 def _tables(con, schema: str) -> set[str]:

@@ -10,19 +10,19 @@ import sys
 
 import dagster as dg
 
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.pipeline import content_hash
+from cyberclaims.orchestration.defs.ingestion import build_defs
+from cyberclaims.orchestration.defs.ingestion.assets import asset_key
+from cyberclaims.orchestration.defs.ingestion.gate import gate_key
+from cyberclaims.orchestration.defs.resources import WRITER_POOL, LandingZoneResource
 from cyberclaims.sample.profiles import sample_insurers
 from cyberclaims.settings import PROJECT_ROOT
-from ingestion.config import load_all_configs
-from ingestion.pipeline import content_hash
-from orchestration.defs.ingestion import build_defs
-from orchestration.defs.ingestion.assets import asset_key
-from orchestration.defs.ingestion.gate import gate_key
-from orchestration.defs.resources import WRITER_POOL, LandingZoneResource
 from tests.conftest import materialize
 
 
 def load_definitions() -> dg.Definitions:
-    from orchestration.definitions import defs
+    from cyberclaims.orchestration.definitions import defs
 
     return defs()
 
@@ -34,7 +34,7 @@ def test_importing_the_code_location_reads_no_manifest_config_or_data():
         "import sys\n"
         "opened = []\n"
         "sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == 'open' else None)\n"
-        "import orchestration.definitions\n"
+        "import cyberclaims.orchestration.definitions\n"
         "import json; print(json.dumps(opened))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -44,9 +44,22 @@ def test_importing_the_code_location_reads_no_manifest_config_or_data():
     read = [p for p in opened if "site-packages" not in p and (
         p.startswith(str(PROJECT_ROOT / "dbt_project")) or p.endswith((".yaml", ".yml", ".json", ".duckdb")))]
     assert read == []
-    from orchestration.definitions import defs
+    from cyberclaims.orchestration.definitions import defs
 
     assert isinstance(defs(), dg.Definitions)
+
+
+def test_the_command_line_runs_the_definitions_cycle_job_by_default_without_importing_dagster():
+    code = (
+        "import sys\n"
+        "import cyberclaims.cli as cli\n"
+        "[job] = [p.default for p in cli.run.params if p.name == 'job_name']\n"
+        "print(job, 'dagster' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT).stdout
+    from cyberclaims.orchestration.definitions import CYCLE_JOB
+
+    assert out.split() == [CYCLE_JOB, "False"]
 
 
 def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
@@ -62,7 +75,7 @@ def test_definitions_load_with_an_asset_per_insurer_in_the_writer_pool():
     assert defs.resolve_job_def("review_submission") is not None
     # Every insurer's gate decisions are an asset downstream of its ingestion, in the writer pool, with its checks;
     # the decisions table dbt's staging reads is downstream of every insurer's gate.
-    from orchestration.defs.ingestion.gate import DECIDED_CHECK, HELD_CHECK, SUBMISSION_GATE, gate_key
+    from cyberclaims.orchestration.defs.ingestion.gate import DECIDED_CHECK, HELD_CHECK, SUBMISSION_GATE, gate_key
 
     insurers = load_all_configs()
     for insurer_id in insurers:
@@ -149,14 +162,14 @@ def test_one_lineage_graph_from_every_insurer_to_the_marts():
         assert dg.AssetKey(["marts", "fct_claims"]) in seen, f"{insurer_id} is not upstream of the marts"
         assert dg.AssetKey(["raw", "claim_valuations"]) in seen
     # Every model and seed waits for the build decision, so skipping it skips the whole dbt step.
-    from orchestration.defs.transformation.assets import BUILD_INPUTS
+    from cyberclaims.orchestration.defs.transformation.assets import BUILD_INPUTS
 
     dbt_keys = {k for k in graph.get_all_asset_keys() if k.path[0] in ("staging", "intermediate", "marts", "reference")}
     assert dbt_keys and all(BUILD_INPUTS in graph.get(k).parent_keys for k in dbt_keys)
 
 
 def test_dbt_build_args():
-    from orchestration.defs.transformation.project import dbt_build_args
+    from cyberclaims.orchestration.defs.transformation.project import dbt_build_args
 
     assert dbt_build_args() == ["build"]
     assert dbt_build_args(full_refresh=True, select="marts") == ["build", "--full-refresh", "--select", "marts"]
@@ -221,7 +234,7 @@ def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
 def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):
     import shutil
 
-    from orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_source_fingerprint
+    from cyberclaims.orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_source_fingerprint
 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -237,7 +250,7 @@ def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):
 def test_a_dbt_build_whose_profile_names_another_warehouse_stops_before_dbt_starts(sample, tmp_path, monkeypatch):
     """The warehouse resource and dbt's profile (CYBERCLAIMS_DUCKDB) must name one file: otherwise the marts
     would be built into another warehouse than the one the run records and publishes."""
-    from orchestration.defs.transformation import build_dbt_assets
+    from cyberclaims.orchestration.defs.transformation import build_dbt_assets
     from tests.conftest import make_resources
 
     db = sample.scratch_copy(tmp_path / "data" / "warehouse" / "wh.duckdb")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from regulator.disclosure import (
+from cyberclaims.regulator.disclosure import (
     CARRIED,
     PRIMARY_DOMINANCE,
     PRIMARY_FEW_INSUREDS,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from regulator.disclosure import _bridges
+from cyberclaims.regulator.disclosure import _bridges
 
 
 def _components(edges: set[tuple]) -> int:

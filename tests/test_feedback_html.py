@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from publication.feedback import _html
+from cyberclaims.publication.feedback import _html
 
 HOSTILE = '<script>alert("x")</script>&'
 

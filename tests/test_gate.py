@@ -16,9 +16,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingestion.config import load_all_configs
-from ingestion.manifest import manifest_path
-from ingestion.pipeline import content_hash
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.manifest import manifest_path
+from cyberclaims.ingestion.pipeline import content_hash
 from tests.conftest import materialize, publication_assets
 
 
@@ -121,7 +121,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
     the last admitted submission, not against the held outlier. An operator then releases the
     planted non-reconciling submission from the CLI and rejects January through the Dagster review
     job; the next cycle publishes the released one."""
-    from orchestration.defs.ingestion.gate import HELD_CHECK, SUBMISSION_GATE, gate_key, review_submission_job
+    from cyberclaims.orchestration.defs.ingestion.gate import HELD_CHECK, SUBMISSION_GATE, gate_key, review_submission_job
     sector_claims_db, insurer_feedback = publication_assets()
     from tests.conftest import all_assets, make_resources
 
@@ -265,7 +265,7 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
 def test_a_suite_that_raises_stops_the_gate_without_deciding_anything(sample, tmp_path):
     """A broken suite (an expectation on a column that does not exist) is a GateError; the
     pending submissions stay pending — no half-recorded decisions."""
-    from quality.gate import SUITES_DIR, GateError, SuiteRunner, evaluate_insurer
+    from cyberclaims.quality.gate import SUITES_DIR, GateError, SuiteRunner, evaluate_insurer
 
     db = tmp_path / "wh.duckdb"
     sample.scratch_copy(db)
@@ -290,9 +290,9 @@ def test_a_gate_that_cannot_decide_for_one_insurer_leaves_its_submissions_pendin
     """A GateError for one insurer fails that insurer's `decided` check (ERROR) and leaves its new submissions
     pending, out of the marts; the other insurers' gates decide theirs and the landed tables, the decisions
     table and everything downstream proceed."""
-    import orchestration.defs.ingestion.gate as gate_module
-    from orchestration.defs.ingestion.gate import DECIDED_CHECK, SUBMISSION_GATE, gate_key
-    from quality.gate import GateError
+    import cyberclaims.orchestration.defs.ingestion.gate as gate_module
+    from cyberclaims.orchestration.defs.ingestion.gate import DECIDED_CHECK, SUBMISSION_GATE, gate_key
+    from cyberclaims.quality.gate import GateError
     from tests.conftest import ingestion_assets, make_resources
 
     real = gate_module.evaluate_insurer
@@ -328,7 +328,7 @@ def test_a_gate_that_cannot_decide_for_one_insurer_leaves_its_submissions_pendin
 
 
 def _ramp_facts(rows: list[int], paid: list[str]):
-    from quality.gate import _Facts
+    from cyberclaims.quality.gate import _Facts
 
     order = [f"s{i:02d}" for i in range(len(rows))]
     facts = {
@@ -343,7 +343,7 @@ def _ramp_facts(rows: list[int], paid: list[str]):
 def _held_for_drift(cfg, order, facts, admitted_count, last_admitted=None, record_held=()):
     """Run the real `submission` suite over the profiles, settling held submissions as the gate does
     (`record_held`: submissions held by the record suites)."""
-    from quality.gate import PROFILE_INDEX, SuiteRunner, _parameters, _profiles
+    from cyberclaims.quality.gate import PROFILE_INDEX, SuiteRunner, _parameters, _profiles
 
     runner, failing = SuiteRunner(), set(record_held)
     for _ in range(len(order) + 1):
@@ -398,7 +398,7 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
     are both held for drift against December. The operator releases January: it is the new baseline, so
     February (held for drift alone) returns to pending, logged, and the next gate run admits it — ratio 1
     against January. (A fall would also be held for PAID_DECREASES: cumulative paid cannot fall.)"""
-    from quality.gate import evaluate_insurer, review
+    from cyberclaims.quality.gate import evaluate_insurer, review
     from tests.conftest import ingestion_assets, make_resources
 
     configs = load_all_configs()

@@ -23,9 +23,9 @@ from xml.sax.saxutils import escape
 import polars as pl
 import pytest
 
-from ingestion import limits, warehouse
-from ingestion.limits import CAPS, FileLimits, InvalidLimit, workbook_problem
-from ingestion.pipeline import ingest_insurer
+from cyberclaims.ingestion import limits, warehouse
+from cyberclaims.ingestion.limits import CAPS, FileLimits, InvalidLimit, workbook_problem
+from cyberclaims.ingestion.pipeline import ingest_insurer
 from tests.test_hardening_files import SECRET, csv_text, landing, submissions
 from tests.test_layout_features import CLAIM_ROW, INSURER, PSEUDO, claims_config
 
@@ -140,10 +140,10 @@ BOMBS = {
 WORKER = """
 import json, sys, time
 from pathlib import Path
-from ingestion import warehouse
-from ingestion.config import load_config
-from ingestion.pipeline import ingest_insurer
-from ingestion.pseudonymize import Pseudonymizer
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.config import load_config
+from cyberclaims.ingestion.pipeline import ingest_insurer
+from cyberclaims.ingestion.pseudonymize import Pseudonymizer
 config, root, db = map(Path, sys.argv[1:4])
 con = warehouse.connect(db)
 started = time.perf_counter()

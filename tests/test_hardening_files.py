@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingestion import contract as c
-from ingestion import warehouse
-from ingestion.pipeline import content_hash, ingest_file, ingest_insurer
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.pipeline import content_hash, ingest_file, ingest_insurer
 from tests.test_layout_features import (
     CLAIM_ROW,
     INSURER,
@@ -187,7 +187,7 @@ def test_malformed_json_lines_are_reported_without_their_content_or_the_path(tmp
 
 
 def test_an_unexpected_error_quoting_a_value_is_reported_without_it(tmp_path, monkeypatch):
-    import ingestion.readers as readers
+    import cyberclaims.ingestion.readers as readers
 
     cfg = claims_config(tmp_path)
     root, folder = landing(tmp_path)
@@ -358,7 +358,7 @@ def test_a_policy_expiry_may_lie_further_ahead_than_an_event_date(tmp_path):
 
 
 def test_a_symlink_out_of_the_landing_folder_is_refused_unread(tmp_path, monkeypatch):
-    import ingestion.pipeline as pipeline
+    import cyberclaims.ingestion.pipeline as pipeline
 
     cfg = claims_config(tmp_path)
     root, folder = landing(tmp_path)

@@ -19,11 +19,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from ingestion import contract as c
-from ingestion import warehouse
-from ingestion.mapping import WITHHELD
-from ingestion.pipeline import ingest_insurer
-from publication.publish import PublicationCheckFailed, existing_versions, publish
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.mapping import WITHHELD
+from cyberclaims.ingestion.pipeline import ingest_insurer
+from cyberclaims.publication.publish import PublicationCheckFailed, existing_versions, publish
 from tests.test_hardening_files import csv_text, landing
 from tests.test_layout_features import INSURER, PSEUDO, config, mapped, reasons, valid_uscc
 from tests.test_publication import digest, published, tables  # noqa: F401 - published is a fixture

@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion import warehouse
-from ingestion.pipeline import ingest_insurer
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.pipeline import ingest_insurer
 from tests.test_hardening_files import SECRET, assert_rejected_and_rest_loads, csv_text, good_csv, landing
 from tests.test_layout_features import CLAIM_ROW, INSURER, PSEUDO, claims_config
 

@@ -18,8 +18,8 @@ import duckdb
 import pytest
 
 from cyberclaims import settings
-from ingestion import pipeline, warehouse
-from ingestion.pipeline import content_hash, display_name, ingest_insurer, printable
+from cyberclaims.ingestion import pipeline, warehouse
+from cyberclaims.ingestion.pipeline import content_hash, display_name, ingest_insurer, printable
 from tests.test_hardening_files import csv_text
 from tests.test_layout_features import CLAIM_ROW, INSURER, PSEUDO, claims_config
 
@@ -116,9 +116,9 @@ def test_a_reader_group_umask_makes_what_the_cli_and_the_code_location_write_gro
     env = cli_env(data, CYBERCLAIMS_UMASK="027")
     generated = cli("generate", "--insureds", "20", "--first-month", "2024-12", "--last-month", "2024-12", env=env)
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    # `dagster dev -m orchestration.definitions` and each run worker load the code location; then write the warehouse.
+    # `dagster dev -m cyberclaims.orchestration.definitions` and each run worker load the code location; then write the warehouse.
     loaded = subprocess.run(
-        [sys.executable, "-c", "from orchestration.definitions import defs\ndefs()\n"
+        [sys.executable, "-c", "from cyberclaims.orchestration.definitions import defs\ndefs()\n"
          "from cyberclaims import settings\nfrom ingestion import warehouse\n"
          "warehouse.connect(settings.paths().warehouse).close()"],
         env=env, capture_output=True, text=True, timeout=600, umask=SHELL_UMASK)
@@ -265,9 +265,8 @@ INTERNAL_VARIABLES = {"CYBERCLAIMS_RUN_PID", "CYBERCLAIMS_DBT_EXECUTABLE"}
 def test_every_setting_the_code_reads_is_documented_in_the_readme_and_env_example():
     root = Path(__file__).resolve().parents[1]
     read = set()
-    for package in ("cyberclaims", "ingestion", "orchestration", "publication", "regulator", "quality"):
-        for source in (root / package).rglob("*.py"):
-            read |= set(re.findall(r"CYBERCLAIMS_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
+    for source in (root / "cyberclaims").rglob("*.py"):
+        read |= set(re.findall(r"CYBERCLAIMS_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
     settings_read = read - INTERNAL_VARIABLES
     assert {"CYBERCLAIMS_UMASK", "CYBERCLAIMS_MAX_FILE_MB", "CYBERCLAIMS_SQL_TIMEOUT_SECONDS"} <= settings_read
     readme = (root / "README.md").read_text(encoding="utf-8")

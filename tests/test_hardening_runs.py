@@ -15,16 +15,16 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.defs.resources import WRITER_POOL
-from orchestration.runs import PID_TAG, process_alive
+from cyberclaims.orchestration.defs.resources import WRITER_POOL
+from cyberclaims.orchestration.runs import PID_TAG, process_alive
 
 # A run of a one-asset job in the writer pool, executed as `cyberclaims run` executes its job.
 HOLDER = r"""
 import os, subprocess, sys, time
 import dagster as dg
 from cyberclaims.settings import ensure_dagster_home
-from orchestration.defs.resources import WRITER_POOL
-from orchestration.runs import PoolWaitTimeout, execute_job
+from cyberclaims.orchestration.defs.resources import WRITER_POOL
+from cyberclaims.orchestration.runs import PoolWaitTimeout, execute_job
 
 hold, child = float(sys.argv[1]), sys.argv[2] == "child"
 
@@ -102,8 +102,8 @@ def test_a_run_killed_with_sigkill_is_failed_and_frees_the_writer_pool(env):
 
 
 def test_the_daemon_sensor_reaps_a_dead_run_without_waiting_for_the_next_cli_run(env):
-    from orchestration.definitions import defs
-    from orchestration.runs import build_dead_run_sensor
+    from cyberclaims.orchestration.definitions import defs
+    from cyberclaims.orchestration.runs import build_dead_run_sensor
 
     assert defs().resolve_sensor_def("dead_run_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     holder, dead_run, _ = start_holder(env, hold=600)
@@ -122,7 +122,7 @@ def test_the_daemon_sensor_reaps_a_dead_run_without_waiting_for_the_next_cli_run
 
 def test_dbt_started_by_a_run_dies_with_it(tmp_path):
     """dbt is started through dbt-with-parent (setpriv --pdeathsig KILL): killing the run kills dbt."""
-    from orchestration.defs.transformation import DBT_WITH_PARENT, dbt_executable
+    from cyberclaims.orchestration.defs.transformation import DBT_WITH_PARENT, dbt_executable
 
     assert dbt_executable() == str(DBT_WITH_PARENT)
     run = subprocess.Popen(
@@ -167,7 +167,7 @@ def test_a_run_waiting_for_the_pool_names_the_holder_and_gives_up(env):
 
 
 def test_the_pool_wait_must_be_a_positive_number(monkeypatch):
-    from orchestration.runs import DEFAULT_POOL_WAIT_SECONDS, pool_wait_seconds
+    from cyberclaims.orchestration.runs import DEFAULT_POOL_WAIT_SECONDS, pool_wait_seconds
 
     monkeypatch.delenv("CYBERCLAIMS_POOL_WAIT_SECONDS", raising=False)
     assert pool_wait_seconds() == DEFAULT_POOL_WAIT_SECONDS
@@ -179,8 +179,8 @@ def test_the_pool_wait_must_be_a_positive_number(monkeypatch):
 PUBLISHER = r"""
 import json, sys, time
 from pathlib import Path
-from orchestration.defs.transformation.project import dbt_project
-from publication.publish import publish, published_tables_from_manifest
+from cyberclaims.orchestration.defs.transformation.project import dbt_project
+from cyberclaims.publication.publish import publish, published_tables_from_manifest
 warehouse, out, extra, at = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, at - time.time()))
 result = publish(warehouse, out, published_tables_from_manifest(dbt_project().manifest_path), extra)
@@ -189,8 +189,8 @@ print("PUBLISHED" if result.published else "NOTHING", result.version, flush=True
 
 
 def test_two_simultaneous_publications_of_the_same_inputs_publish_one_version(sample, tmp_path):
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import existing_versions, publication_metadata, published_version
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import existing_versions, publication_metadata, published_version
 
     out = tmp_path / "published"
     with sample.con() as con:
@@ -207,8 +207,8 @@ def test_two_simultaneous_publications_of_the_same_inputs_publish_one_version(sa
 
 
 def test_publishing_the_same_inputs_again_publishes_nothing_unless_forced(sample, tmp_path, caplog):
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import (
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import (
         existing_versions,
         publication_metadata,
         publish,
@@ -220,7 +220,7 @@ def test_publishing_the_same_inputs_again_publishes_nothing_unless_forced(sample
     with sample.con() as con:
         extra = publication_metadata(con, dbt_project().project_dir)
     first = publish(sample.warehouse_path, out, tables, extra)
-    with caplog.at_level("INFO", logger="publication.publish"):
+    with caplog.at_level("INFO", logger="cyberclaims.publication.publish"):
         second = publish(sample.warehouse_path, out, tables, extra)
     assert first.published and not second.published and second.version == 1
     assert "nothing new to publish" in caplog.text

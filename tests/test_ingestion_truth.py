@@ -11,13 +11,13 @@ from datetime import datetime
 import polars as pl
 import pytest
 
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion.config import JSON_FORMATS, is_month_label
+from cyberclaims.ingestion.pseudonymize import normalize_identifier
+from cyberclaims.ingestion.readers import read_sources
 from cyberclaims.sample.market import MarketParams, simulate_market
 from cyberclaims.sample.profiles import PROFILES_FILE, load_profiles, sample_market
 from cyberclaims.sample.render import EXPECTED_REASON
-from ingestion import contract as c
-from ingestion.config import JSON_FORMATS, is_month_label
-from ingestion.pseudonymize import normalize_identifier
-from ingestion.readers import read_sources
 
 CONFIGS = sample_market().configs
 INSURERS = sorted(CONFIGS)

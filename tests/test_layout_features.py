@@ -14,14 +14,14 @@ import polars as pl
 import pytest
 import yaml
 
-from ingestion import contract as c
-from ingestion import warehouse
-from ingestion.config import ConfigError, load_config
-from ingestion.mapping import delivered_texts, map_frame
-from ingestion.pipeline import ingest_file, ingest_insurer
-from ingestion.pseudonymize import Pseudonymizer
-from ingestion.readers import SOURCE_ROW, read_source
-from ingestion.taxonomy import load_taxonomy
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.config import ConfigError, load_config
+from cyberclaims.ingestion.mapping import delivered_texts, map_frame
+from cyberclaims.ingestion.pipeline import ingest_file, ingest_insurer
+from cyberclaims.ingestion.pseudonymize import Pseudonymizer
+from cyberclaims.ingestion.readers import SOURCE_ROW, read_source
+from cyberclaims.ingestion.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy()
 PSEUDO = Pseudonymizer(b"k" * 32)
@@ -238,7 +238,7 @@ def json_config(tmp_path, **read):
 
 
 def valid_uscc() -> str:
-    from ingestion.pseudonymize import uscc_check_char
+    from cyberclaims.ingestion.pseudonymize import uscc_check_char
 
     body = "91350100M000100Y4"
     return body + uscc_check_char(body)
@@ -402,7 +402,7 @@ def test_an_unexpected_reader_error_rejects_the_file_and_the_rest_loads(tmp_path
     for month in ("202501", "202502", "202503"):
         row = CLAIM_ROW | {"Claim": f"C-{month}"}
         (landing / INSURER / f"claims_{month}.csv").write_text(header + "\n" + ",".join(row.values()) + "\n")
-    import ingestion.readers as readers
+    import cyberclaims.ingestion.readers as readers
 
     real = readers.read_csv
 

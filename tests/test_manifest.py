@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from ingestion.config import load_all_configs
-from ingestion.manifest import ROW_COUNT, manifest_path, read_manifest
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.manifest import ROW_COUNT, manifest_path, read_manifest
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from ingestion.config import load_all_configs
-from ingestion.mapping import LayoutMismatch, map_frame
-from ingestion.pseudonymize import Pseudonymizer
-from ingestion.readers import SOURCE_ROW
-from ingestion.taxonomy import load_taxonomy
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.mapping import LayoutMismatch, map_frame
+from cyberclaims.ingestion.pseudonymize import Pseudonymizer
+from cyberclaims.ingestion.readers import SOURCE_ROW
+from cyberclaims.ingestion.taxonomy import load_taxonomy
 
 CONFIGS = load_all_configs()
 TAXONOMY = load_taxonomy()

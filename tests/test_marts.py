@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from ingestion.taxonomy import SEEDS_DIR
+from cyberclaims.ingestion.taxonomy import SEEDS_DIR
 from tests.conftest import all_assets, make_resources, materialize
 
 CENT = Decimal("0.01")
@@ -117,7 +117,7 @@ def test_a_code_the_taxonomy_no_longer_knows_shows_up_as_unmapped(sample, tmp_pa
 
 
 def dbt(db, *args):
-    from orchestration.defs.transformation.project import DBT_PROJECT_DIR
+    from cyberclaims.orchestration.defs.transformation.project import DBT_PROJECT_DIR
 
     env = {**os.environ, "CYBERCLAIMS_DUCKDB": str(db)}
     result = subprocess.run(
@@ -191,8 +191,8 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
 
     # The incremental models keep rows of earlier builds, so a changed dbt project (a model, a macro,
     # a seed such as an FX rate) must rebuild them whole: the next build is a full refresh, once.
-    from orchestration.defs.transformation.project import dbt_source_fingerprint
-    from publication.publish import incremental_project
+    from cyberclaims.orchestration.defs.transformation.project import dbt_source_fingerprint
+    from cyberclaims.publication.publish import incremental_project
 
     with duckdb.connect(str(db)) as con:
         assert incremental_project(con) == dbt_source_fingerprint()

@@ -16,10 +16,10 @@ import yaml
 from click.testing import CliRunner
 
 from cyberclaims.cli import main
-from ingestion import contract as c
-from ingestion import warehouse
-from ingestion.config import CONFIG_DIR, load_config
-from ingestion.pipeline import content_hash, ingest_insurer
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.config import CONFIG_DIR, load_config
+from cyberclaims.ingestion.pipeline import content_hash, ingest_insurer
 from tests.conftest import materialize, publication_assets
 from tests.test_ingestion_truth import expected_frame
 
@@ -27,7 +27,7 @@ POLICY_HEADER = "PolicyNo;InsuredUSCC;Region;Sector;Product;Sections;From;To;Lim
 
 
 def _uscc(serial: int) -> str:
-    from ingestion.pseudonymize import uscc_check_char
+    from cyberclaims.ingestion.pseudonymize import uscc_check_char
 
     body = f"91350100MA{serial:07d}"
     return body + uscc_check_char(body)
@@ -200,7 +200,7 @@ def test_a_rejected_file_is_listed_shown_and_retried_from_the_cli(tmp_path, monk
     good = f"P-1;{_uscc(1)};350100;finance;Cyber Liability;extortion;01.03.2025;28.02.2026;1.000.000,00;12.500,50"
     broken = landing / "acme_pol_202503.csv"
     broken.write_text(POLICY_HEADER.replace(";", "|") + "\n" + good.replace(";", "|") + "\n", encoding="utf-8")
-    from ingestion.pseudonymize import Pseudonymizer
+    from cyberclaims.ingestion.pseudonymize import Pseudonymizer
 
     with warehouse.connect(data_dir / "warehouse" / "cyberclaims.duckdb") as con:
         outcome = ingest_insurer(con, cfg, data_dir / "landing", Pseudonymizer(b"k" * 32)).outcomes[0]
@@ -229,7 +229,7 @@ def test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_publish
     """A seventh insurer's config is invalid and one of Tianfu's new files makes its reader raise: the cycle
     succeeds, the broken insurer's asset reports its config error, the crash file is rejected with its error,
     and the published version holds every other insurer's submissions, Tianfu's other new file included."""
-    import ingestion.readers as readers
+    import cyberclaims.ingestion.readers as readers
     sector_claims_db, _ = publication_assets()
     from tests.conftest import all_assets, make_resources
 
@@ -300,8 +300,8 @@ def load_sample_insurers(sample) -> list[str]:
 
 
 def test_the_feedback_shows_the_fields_an_insurer_does_not_deliver(sample):
-    from ingestion.config import load_all_configs
-    from publication.feedback import _html, submission_reports
+    from cyberclaims.ingestion.config import load_all_configs
+    from cyberclaims.publication.feedback import _html, submission_reports
 
     configs = load_all_configs()
     with sample.con() as con:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regulator.pack import DEFAULT_CONFIG, load_config
-from regulator.statistics import PackError
+from cyberclaims.regulator.pack import DEFAULT_CONFIG, load_config
+from cyberclaims.regulator.statistics import PackError
 
 
 def _variant(tmp_path: Path, change) -> Path:

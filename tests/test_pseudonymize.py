@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from ingestion.pseudonymize import (
+from cyberclaims.ingestion.pseudonymize import (
     Pseudonymizer,
     SecretMissing,
     is_valid_uscc,

@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.defs.transformation.project import dbt_project
-from publication.publish import (
+from cyberclaims.orchestration.defs.transformation.project import dbt_project
+from cyberclaims.publication.publish import (
     PUBLISHED_NAME,
     PublicationCheckFailed,
     existing_versions,
@@ -117,7 +117,7 @@ def test_a_mart_that_shrinks_too_much_is_not_published(sample, published, tmp_pa
 KILL_AT = """
 import sys, time
 from pathlib import Path
-import publication.publish as p
+import cyberclaims.publication.publish as p
 
 point = sys.argv[3]
 
@@ -131,7 +131,7 @@ elif point == "after_checkpoint":
     p._fsync = lambda *a, **k: stall()
 elif point == "before_swap":
     p.os.replace = lambda src, dst, _real=p.os.replace: (stall() if str(dst).endswith("sector_claims.duckdb") else _real(src, dst))
-from orchestration.defs.transformation.project import dbt_project
+from cyberclaims.orchestration.defs.transformation.project import dbt_project
 p.publish(Path(sys.argv[1]), Path(sys.argv[2]), p.published_tables_from_manifest(dbt_project().manifest_path), {})
 """
 
@@ -196,7 +196,7 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
     import dagster as dg
 
     sector_claims_db, _ = publication_assets()
-    from orchestration.defs.transformation import build_dbt_assets
+    from cyberclaims.orchestration.defs.transformation import build_dbt_assets
     from tests.conftest import make_resources
 
     data_dir = tmp_path / "data"
@@ -225,8 +225,8 @@ def test_a_failing_dbt_test_stops_publication_in_dagster(sample, published, tmp_
 def test_feedback_per_submission_holds_only_the_insurers_own_data(sample, published, tmp_path):
     import json
 
-    from publication.feedback import submission_reports, write_feedback
-    from publication.publish import published_submissions
+    from cyberclaims.publication.feedback import submission_reports, write_feedback
+    from cyberclaims.publication.publish import published_submissions
 
     with sample.con() as con:
         reports = submission_reports(con, published_submissions(published))

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from regulator.disclosure import CARRIED, SECONDARY, TOTAL, DisclosureRules
-from regulator.model import MEASURE_BY_CODE, SUPPRESSED, TOTAL_CODE, Pack
-from regulator.pack import GROUPS, PackConfig, build_pack, load_config, write_pack
-from regulator.statistics import PackError, quarter_period, ytd_period
+from cyberclaims.regulator.disclosure import CARRIED, SECONDARY, TOTAL, DisclosureRules
+from cyberclaims.regulator.model import MEASURE_BY_CODE, SUPPRESSED, TOTAL_CODE, Pack
+from cyberclaims.regulator.pack import GROUPS, PackConfig, build_pack, load_config, write_pack
+from cyberclaims.regulator.statistics import PackError, quarter_period, ytd_period
 from tests.conftest import materialize
 from tests.pack_checks import check_csvs, check_json, check_report, check_workbook
 
@@ -75,7 +75,7 @@ def test_a_quarter_without_complete_data_is_refused_with_a_reason(sample, tmp_pa
 def test_the_cycle_builds_no_pack_before_the_first_complete_quarter_but_an_asked_quarter_fails(sample, tmp_path):
     """A market in its first months: the latest complete quarter precedes every policy."""
 
-    from orchestration.defs.regulator.assets import regulator_pack
+    from cyberclaims.orchestration.defs.regulator.assets import regulator_pack
     from tests.conftest import make_resources
 
     warehouse = tmp_path / "warehouse" / "young.duckdb"
@@ -102,8 +102,8 @@ def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_pat
     inputs since (a new submission admitted, one revoked) is refused, and so is a version that does
     not record them."""
 
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import publication_metadata, publish, published_tables_from_manifest
 
     warehouse = tmp_path / "warehouse.duckdb"
     sample.scratch_copy(warehouse)
@@ -128,8 +128,8 @@ def test_a_pack_refuses_marts_that_are_not_the_published_version(sample, tmp_pat
 
 
 def _published_version_of(warehouse, published):
-    from regulator.pack import check_published_version
-    from regulator.statistics import attach
+    from cyberclaims.regulator.pack import check_published_version
+    from cyberclaims.regulator.statistics import attach
 
     with attach(warehouse) as con:
         return check_published_version(con, published)
@@ -156,7 +156,7 @@ def _programme_pattern() -> str:
     """The pilot programme pattern dbt applies (var pilot_programme_pattern)."""
     import yaml
 
-    from orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
 
     project = yaml.safe_load((dbt_project().project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
     return project["vars"]["pilot_programme_pattern"]
@@ -517,7 +517,7 @@ def test_pack_csvs_neutralise_text_a_spreadsheet_would_run(packs, tmp_path):
     """OWASP CSV injection: a label starting with = + - @ is written as text; figures stay numbers."""
     import csv as csv_module
 
-    from regulator.render import write_csvs
+    from cyberclaims.regulator.render import write_csvs
 
     pack = copy.deepcopy(packs["current"])
     table = pack.table("sector_product", "ytd")

@@ -16,7 +16,7 @@ from matplotlib.image import imsave
 from openpyxl import load_workbook
 from PIL import Image
 
-from regulator.model import (
+from cyberclaims.regulator.model import (
     MEASURE_BY_CODE,
     NOT_AVAILABLE,
     SUPPRESSED,
@@ -27,8 +27,8 @@ from regulator.model import (
     PackTable,
     TableSpec,
 )
-from regulator.render import TABLE_HEADER_ROW, write_csvs, write_json, write_workbook
-from regulator.report import write_report
+from cyberclaims.regulator.render import TABLE_HEADER_ROW, write_csvs, write_json, write_workbook
+from cyberclaims.regulator.report import write_report
 from tests.pack_checks import check_csvs, check_json, check_report, check_workbook
 
 # Labels with characters that break careless writers: a comma (CSV), markup (HTML), an ampersand.
@@ -223,7 +223,7 @@ def test_a_pack_with_every_figure_suppressed_still_renders(tmp_path: Path):
 def test_report_shows_a_hostile_label_as_text(pack: Pack, tmp_path: Path):
     from html.parser import HTMLParser
 
-    from regulator.report import CHARTS, _html
+    from cyberclaims.regulator.report import CHARTS, _html
 
     hostile = '<script>alert("x")</script>&'
     attacked = copy_module.deepcopy(pack)

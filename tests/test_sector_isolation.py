@@ -21,18 +21,17 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from cyberclaims.transformation.builds import full_refresh_reason, inputs_fingerprint
-from ingestion.config import load_all_configs
-from ingestion.manifest import manifest_path
-from ingestion.pipeline import content_hash
-from orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_project, dbt_source_fingerprint
-from publication.publish import (
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.manifest import manifest_path
+from cyberclaims.ingestion.pipeline import content_hash
+from cyberclaims.orchestration.defs.transformation.project import DBT_PROJECT_DIR, dbt_project, dbt_source_fingerprint
+from cyberclaims.publication.publish import (
     publication_metadata,
     publish,
     published_manifest,
     published_tables_from_manifest,
 )
-from quality.gate import (
+from cyberclaims.quality.gate import (
     SECTOR_ACTOR,
     SectorTestFailure,
     evaluate_insurer,
@@ -40,6 +39,7 @@ from quality.gate import (
     not_delivered_columns,
     review,
 )
+from cyberclaims.transformation.builds import full_refresh_reason, inputs_fingerprint
 from tests.conftest import ingestion_assets, make_resources, materialize, publication_assets
 
 LINEAGE = {"insurer_id", "submission_id"}
@@ -72,7 +72,7 @@ class Workspace:
     def cycle(self, *, ingest: bool = False) -> dg.ExecuteInProcessResult:
         """dbt build and tests, publication and feedback (and ingestion with its gate, if asked)."""
         sector_claims_db, insurer_feedback = publication_assets()
-        from orchestration.defs.transformation import build_dbt_assets
+        from cyberclaims.orchestration.defs.transformation import build_dbt_assets
 
         assets = [*(ingestion_assets() if ingest else []), build_dbt_assets(), sector_claims_db, insurer_feedback]
         return materialize(assets, self.resources, raise_on_error=False)
@@ -321,8 +321,8 @@ def test_what_a_failed_build_stopped_on_and_who_it_can_be_blamed_on(workspace):
     row must name an admitted, unpublished submission not released after a sector hold; a test without
     lineage, rows of a published submission, a model error or a test failing for most insurers at once
     name nobody to hold."""
-    from orchestration.defs.transformation.project import blocked_message, build_failures
-    from quality.gate import attribute_sector_failures
+    from cyberclaims.orchestration.defs.transformation.project import blocked_message, build_failures
+    from cyberclaims.quality.gate import attribute_sector_failures
 
     run_results = {"results": [
         {"unique_id": "model.cyberclaims.fct_claims", "status": "success", "message": None},

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from orchestration.defs.transformation.project import dbt_project
-from publication.publish import PUBLISHED_NAME, publication_metadata, publish, published_tables_from_manifest
+from cyberclaims.orchestration.defs.transformation.project import dbt_project
+from cyberclaims.publication.publish import PUBLISHED_NAME, publication_metadata, publish, published_tables_from_manifest
 from tests.conftest import significant
 
 

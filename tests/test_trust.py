@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from publication.trust import RowLevelTable, differences, measure
+from cyberclaims.publication.trust import RowLevelTable, differences, measure
 
 SPEC = RowLevelTable("fct_policies", ("policy_key",),
                      "SELECT policy_key, insurer_id AS _insurer, insured_key AS _insured FROM wh.marts.fct_policies")
@@ -93,8 +93,8 @@ def test_the_attribution_attack_learns_a_planted_currency(tmp_path, market):
 @pytest.fixture(scope="module")
 def sample_published(sample, tmp_path_factory) -> Path:
     """The sample market's published version 1 (the real publication, audit included)."""
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import publication_metadata, publish, published_tables_from_manifest
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import publication_metadata, publish, published_tables_from_manifest
 
     out = tmp_path_factory.mktemp("trust") / "published"
     with sample.con() as con:
@@ -264,8 +264,8 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
     waits, and goes out once changes from >= 3 insurers, none above 85 %, hide it. A revocation is published
     at once. The manifest records the difference."""
 
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import (
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import (
         PublicationHeld,
         existing_versions,
         publication_metadata,
@@ -273,7 +273,7 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
         published_manifest,
         published_tables_from_manifest,
     )
-    from quality.gate import review
+    from cyberclaims.quality.gate import review
 
     warehouse = tmp_path / "wh.duckdb"
     sample.scratch_copy(warehouse)
@@ -339,8 +339,8 @@ def test_an_amount_converted_at_one_rate_is_refused_to_the_fen_and_published_on_
     CNY 17,099.99 on every claim so reserved): the audit refuses a published row-level amount with more
     than three significant figures; the published amounts are the warehouse's at three."""
 
-    from orchestration.defs.transformation.project import dbt_project
-    from publication.publish import PublicationCheckFailed, publish, published_tables_from_manifest
+    from cyberclaims.orchestration.defs.transformation.project import dbt_project
+    from cyberclaims.publication.publish import PublicationCheckFailed, publish, published_tables_from_manifest
     from tests.conftest import significant
 
     with sample.con() as con:

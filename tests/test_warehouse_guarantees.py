@@ -8,10 +8,10 @@ import shutil
 import polars as pl
 import pytest
 
-from ingestion import warehouse
-from ingestion.config import load_all_configs
-from ingestion.pipeline import ingest_file, ingest_insurer
-from ingestion.pseudonymize import USCC_CHARSET
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.pipeline import ingest_file, ingest_insurer
+from cyberclaims.ingestion.pseudonymize import USCC_CHARSET
 from tests.conftest import TEST_SECRET, ingestion_assets, materialize
 
 _SET = re.escape(USCC_CHARSET)
@@ -89,7 +89,7 @@ def test_same_content_under_a_new_name_loads_once(tmp_path, sample):
 def test_a_file_seen_unchanged_is_not_read_again_and_a_touched_one_is(tmp_path, sample, monkeypatch):
     import os
 
-    from ingestion import pipeline
+    from cyberclaims.ingestion import pipeline
 
     cfg = load_all_configs()["tianfu_digital"]
     landing = tmp_path / "landing"
@@ -204,10 +204,10 @@ def test_secret_is_not_stored(sample):
 KILL_CHILD = """
 import sys, time
 from pathlib import Path
-from ingestion import warehouse
-from ingestion.config import load_all_configs
-from ingestion.pipeline import ingest_file
-from ingestion.pseudonymize import Pseudonymizer
+from cyberclaims.ingestion import warehouse
+from cyberclaims.ingestion.config import load_all_configs
+from cyberclaims.ingestion.pipeline import ingest_file
+from cyberclaims.ingestion.pseudonymize import Pseudonymizer
 
 landing, target, db, secret = map(Path, sys.argv[1:5])
 cfg = load_all_configs()["huanan_general"]

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cyberclaims.ingestion.taxonomy import read_seed
 from cyberclaims.sample.profiles import SampleProfile
-from ingestion.taxonomy import read_seed
 
 
 @dataclass(frozen=True)

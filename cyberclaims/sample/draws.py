@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import polars as pl
 
+from cyberclaims.ingestion.pseudonymize import USCC_CHARSET, uscc_check_values
 from cyberclaims.sample.calibration import (
     _BASE_FREQUENCY,
     _BOOK_GROWTH,
@@ -67,7 +68,6 @@ from cyberclaims.sample.calibration import (
     _month_index,
     _Reference,
 )
-from ingestion.pseudonymize import USCC_CHARSET, uscc_check_values
 
 # --------------------------------------------------------------------------- unified social credit code
 

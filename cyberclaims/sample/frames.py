@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from cyberclaims.ingestion.contract import FIELDS, MONEY_PRECISION, MONEY_SCALE, REVENUE_PRECISION
 from cyberclaims.sample.calibration import (
     _CHUNK_ROWS,
     _CITIES,
@@ -30,7 +31,6 @@ from cyberclaims.sample.calibration import (
     _Reference,
 )
 from cyberclaims.sample.draws import _Claims, _day, _develop, _Incidents, _Insureds, _month_end, _month_of, _month_start, _Policies, _Window, _year_of
-from ingestion.contract import FIELDS, MONEY_PRECISION, MONEY_SCALE, REVENUE_PRECISION
 
 # --------------------------------------------------------------------------- frame building
 

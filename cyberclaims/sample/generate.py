@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from cyberclaims.ingestion.config import InsurerConfig
 from cyberclaims.sample.market import MarketParams, simulate_market
 from cyberclaims.sample.profiles import SampleProfile, sample_market
 from cyberclaims.sample.render import EXPECTED_REASON, DefectRates, file_truth_frame, render_insurer
-from ingestion.config import InsurerConfig
 
 
 def generate_sample(

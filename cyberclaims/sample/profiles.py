@@ -17,8 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ingestion.config import InsurerConfig, load_configs
-from ingestion.taxonomy import load_taxonomy
+from cyberclaims.ingestion.config import InsurerConfig, load_configs
+from cyberclaims.ingestion.taxonomy import load_taxonomy
 
 PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
 FILE_DEFECTS = ("truncated", "extra_column", "unknown_layout")

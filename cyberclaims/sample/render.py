@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from cyberclaims.sample.profiles import SampleProfile
-from ingestion import contract as c
-from ingestion.config import (
+from cyberclaims.ingestion import contract as c
+from cyberclaims.ingestion.config import (
     JSON_FORMATS,
     FieldSource,
     FieldSpec,
@@ -46,7 +45,8 @@ from ingestion.config import (
     is_month_label,
     parse_path,
 )
-from ingestion.manifest import manifest_path
+from cyberclaims.ingestion.manifest import manifest_path
+from cyberclaims.sample.profiles import SampleProfile
 
 UNKNOWN_RAW_CODE = "ZZ9"
 # Month token in file names, replacing the '*' of the insurer's file pattern.

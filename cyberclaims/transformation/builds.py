@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from quality.gate import ADMITTED
+from cyberclaims.quality.gate import ADMITTED
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
@@ -21,8 +21,8 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, dbt_sources: str) -> str:
     the row count of every raw table, the dbt project's files, the contract and the code version.
     Equal fingerprints, equal marts; computed from the registry and table metadata, not the rows."""
     from cyberclaims import __version__
-    from ingestion.contract import CONTRACT_VERSION
-    from ingestion.warehouse import table_counts
+    from cyberclaims.ingestion.contract import CONTRACT_VERSION
+    from cyberclaims.ingestion.warehouse import table_counts
 
     digest = hashlib.sha256(f"{__version__}\0{CONTRACT_VERSION}\0{dbt_sources}".encode())
     digest.update(json.dumps(table_counts(con), sort_keys=True).encode())

@@ -134,7 +134,7 @@ ranked as (
 {%- endmacro %}
 
 {#- A submission's rows reach the models when its gate status admits them: passed the submission
-    gate, or released by an operator (the same set as quality.gate.ADMITTED). -#}
+    gate, or released by an operator (the same set as cyberclaims.quality.gate.ADMITTED). -#}
 {% macro is_admitted(gate_status) -%}
     {{ gate_status }} in ('passed', 'released')
 {%- endmacro %}

@@ -2,7 +2,7 @@
 
     When the tested relation carries row lineage (both insurer_id and submission_id), every failing
     row of a test carries them too, so the cycle can hold exactly the submissions whose rows fail
-    and publish the rest (orchestration/defs/transformation/assets.py, quality/gate.py). dbt's
+    and publish the rest (cyberclaims/orchestration/defs/transformation/assets.py, cyberclaims/quality/gate.py). dbt's
     built-in generic tests are overridden here through `dispatch` (dbt_project.yml: this project
     first in the search order); the project's own generic and singular tests select the columns
     themselves. Tests on aggregates (agg_*, fct_systemic_events, fct_loss_events, which gather

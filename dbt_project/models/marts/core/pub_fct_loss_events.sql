@@ -3,7 +3,7 @@
     resolution dates, records affected) at the finest level whose combination covers at least
     var('publication_k_insureds') insureds and var('publication_k_insurers') insurers over the events
     no finer level placed (macro disclosure_levelled; an event is attributed to the first insurer by
-    id, as publication.trust does) — 0: type, months, records decade; 1: link group, quarters, records
+    id, as cyberclaims.publication.trust does) — 0: type, months, records decade; 1: link group, quarters, records
     power of 1,000; 2: link group, occurrence year, records power of 1,000; 3: occurrence year;
     4: sector only; 5: nothing. So no event is unique on (published dates, records band, sector).
     Every event is published. -#}
