@@ -411,7 +411,7 @@ def submissions() -> None:
 def submissions_list(status: str | None, insurer: str | None) -> None:
     """Submissions with their gate status and reasons, and files rejected unread with their error (default: every one)."""
     from ingestion import warehouse
-    from quality.gate import gate_overview
+    from quality.review import gate_overview
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         rows = gate_overview(con, status, insurer)
@@ -478,7 +478,7 @@ def submissions_retry(submission_id: str, note: str, reviewer: str | None) -> No
 
 def _review(action: str, submission_id: str, note: str, reviewer: str | None) -> None:
     from ingestion import warehouse
-    from quality.gate import ReviewError, review
+    from quality.review import ReviewError, review
 
     actor = reviewer or os.environ.get("USER") or "operator"
     with warehouse.connect(settings.paths().warehouse) as con:

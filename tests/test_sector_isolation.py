@@ -33,14 +33,10 @@ from publication.publish import (
     published_manifest,
     published_tables_from_manifest,
 )
-from quality.gate import (
-    SECTOR_ACTOR,
-    SectorTestFailure,
-    evaluate_insurer,
-    hold_for_sector_tests,
-    not_delivered_columns,
-    review,
-)
+from quality.facts import not_delivered_columns
+from quality.gate import SECTOR_ACTOR, evaluate_insurer
+from quality.review import review
+from quality.sector import SectorTestFailure, hold_for_sector_tests
 from tests.conftest import ingestion_assets, make_resources, materialize, publication_assets
 
 LINEAGE = {"insurer_id", "submission_id"}
@@ -323,7 +319,7 @@ def test_what_a_failed_build_stopped_on_and_who_it_can_be_blamed_on(workspace):
     lineage, rows of a published submission, a model error or a test failing for most insurers at once
     name nobody to hold."""
     from orchestration.defs.transformation.project import blocked_message, build_failures
-    from quality.gate import attribute_sector_failures
+    from quality.sector import attribute_sector_failures
 
     run_results = {"results": [
         {"unique_id": "model.cyberclaims.fct_claims", "status": "success", "message": None},

@@ -13,7 +13,8 @@ import dagster as dg
 from ingestion.config import InsurerConfig
 from orchestration.defs.ingestion.assets import asset_key
 from orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from quality.gate import GateError, ReviewError, evaluate_insurer, gate_overview, review
+from quality.gate import GateError, evaluate_insurer
+from quality.review import ReviewError, gate_overview, review
 
 CHECK_NAME = "submission_gate"
 REVIEW_JOB = "review_submission"

@@ -1,7 +1,7 @@
 """dbt models as Dagster assets: one graph from each insurer's ingestion to the marts.
 
 The build holds, rebuilds and publishes the rest when its blocking tests fail only on rows of new
-submissions (quality.gate.attribute_sector_failures); any other failure fails the step and, with it,
+submissions (quality.sector.attribute_sector_failures); any other failure fails the step and, with it,
 publication."""
 
 import logging
@@ -32,7 +32,7 @@ from publication.publish import (
     record_build_inputs,
     record_build_restarted,
 )
-from quality.gate import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
+from quality.sector import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
 
 # dbt folder (resource path) → (asset key prefix, Dagster group)
 _LAYERS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}

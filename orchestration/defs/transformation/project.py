@@ -12,7 +12,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from cyberclaims.settings import PROJECT_ROOT, paths
-from quality.gate import SectorTestFailure, SectorVerdict
+from quality.sector import SectorTestFailure, SectorVerdict
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
