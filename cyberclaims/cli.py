@@ -408,7 +408,7 @@ def submissions() -> None:
 def submissions_list(status: str | None, insurer: str | None) -> None:
     """Submissions with their gate status and reasons, and files rejected unread with their error (default: every one)."""
     from cyberclaims.ingestion import warehouse
-    from cyberclaims.quality.gate import gate_overview
+    from cyberclaims.quality.review import gate_overview
 
     with warehouse.connect(settings.paths().warehouse, read_only=True) as con:
         rows = gate_overview(con, status, insurer)

@@ -265,7 +265,8 @@ def test_a_bad_submission_is_held_with_feedback_while_the_others_publish(sample,
 def test_a_suite_that_raises_stops_the_gate_without_deciding_anything(sample, tmp_path):
     """A broken suite (an expectation on a column that does not exist) is a GateError; the
     pending submissions stay pending — no half-recorded decisions."""
-    from cyberclaims.quality.gate import SUITES_DIR, GateError, SuiteRunner, evaluate_insurer
+    from cyberclaims.quality.gate import GateError, evaluate_insurer
+    from cyberclaims.quality.suites import SUITES_DIR, SuiteRunner
 
     db = tmp_path / "wh.duckdb"
     sample.scratch_copy(db)
@@ -328,11 +329,11 @@ def test_a_gate_that_cannot_decide_for_one_insurer_leaves_its_submissions_pendin
 
 
 def _ramp_facts(rows: list[int], paid: list[str]):
-    from cyberclaims.quality.gate import _Facts
+    from cyberclaims.quality.facts import Facts
 
     order = [f"s{i:02d}" for i in range(len(rows))]
     facts = {
-        (sid, "claim_valuation"): _Facts(
+        (sid, "claim_valuation"): Facts(
             sid, f"tianfu_digital/tf_claim_{i:02d}.parquet", "claim_valuation", n, n, 0,
             {"paid_indemnity": Decimal(p), "paid_expense": Decimal("0")}, [], open_share=0.5, known_policy_share=1.0)
         for i, (sid, n, p) in enumerate(zip(order, rows, paid, strict=True))
@@ -341,22 +342,18 @@ def _ramp_facts(rows: list[int], paid: list[str]):
 
 
 def _held_for_drift(cfg, order, facts, admitted_count, last_admitted=None, record_held=()):
-    """Run the real `submission` suite over the profiles, settling held submissions as the gate does
-    (`record_held`: submissions held by the record suites)."""
-    from cyberclaims.quality.gate import PROFILE_INDEX, SuiteRunner, _parameters, _profiles
+    """The gate's own settle loop (cyberclaims.quality.profiles.settle) with the real `submission` suite
+    (`record_held`: submissions held by the record suites): the reasons per held submission, and the profiles."""
+    from cyberclaims.quality.profiles import settle
+    from cyberclaims.quality.suites import SuiteRunner
 
-    runner, failing = SuiteRunner(), set(record_held)
-    for _ in range(len(order) + 1):
-        frame, info = _profiles(cfg, order, facts, last_admitted or {}, failing, {}, admitted_count)
-        failures = runner.run("submission", frame, _parameters(cfg), PROFILE_INDEX)
-        held = {sid: {"RECORD"} for sid in record_held}
-        for f in failures:
-            for row in f["unexpected"]:
-                held.setdefault(row["submission_id"], set()).add(f["reason"])
-        if set(held) == failing:
-            return held, info
-        failing = set(held)
-    raise AssertionError("did not settle")
+    settled = settle(SuiteRunner(), cfg, order, facts, last_admitted or {}, {}, admitted_count, set(record_held))
+    held = {sid: {"RECORD"} for sid in record_held}
+    for f in settled.failures:
+        for row in f["unexpected"]:
+            held.setdefault(row["submission_id"], set()).add(f["reason"])
+    assert set(held) == settled.held
+    return held, settled.info
 
 
 def test_a_young_book_establishes_its_level_before_drift_is_judged():
@@ -398,7 +395,8 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
     are both held for drift against December. The operator releases January: it is the new baseline, so
     February (held for drift alone) returns to pending, logged, and the next gate run admits it — ratio 1
     against January. (A fall would also be held for PAID_DECREASES: cumulative paid cannot fall.)"""
-    from cyberclaims.quality.gate import evaluate_insurer, review
+    from cyberclaims.quality.gate import evaluate_insurer
+    from cyberclaims.quality.review import review
     from tests.conftest import ingestion_assets, make_resources
 
     configs = load_all_configs()
@@ -437,3 +435,34 @@ def test_releasing_a_held_file_has_the_later_drift_holds_judged_again(sample, tm
         drift = next(p for p in decisions[0].results["profile"] if p["record_type"] == "claim_valuation")
         assert drift["previous_submission"]["source_file"] == "dongfang_pc/claims_202501.csv"
         assert drift["measures"]["paid_ratio"] == pytest.approx(1, rel=0.01)
+
+
+def test_every_submission_measure_has_exactly_one_expectation_and_every_expectation_a_measure():
+    """The registry of submission-level measures (quality.measures) and expectations/suites/submission.json
+    name the same measures: one expectation per measure, on its profile column, with its reason and its
+    suite parameters; the parameters come from the insurer's config; the reasons' texts are the registry's."""
+    from cyberclaims.ingestion.config import QualityConfig
+    from cyberclaims.quality.gate import GATE_REASONS, GATE_REASONS_ZH
+    from cyberclaims.quality.measures import MEASURES
+    from cyberclaims.quality.profiles import suite_parameters
+    from cyberclaims.quality.suites import SUITES_DIR
+
+    def parameters_of(expectation: dict) -> set[str]:
+        return {v["$PARAMETER"] for v in expectation["kwargs"].values() if isinstance(v, dict) and "$PARAMETER" in v}
+
+    expectations = json.loads((SUITES_DIR / "submission.json").read_text(encoding="utf-8"))["expectations"]
+    columns = [m.column for m in MEASURES]
+    assert len(set(columns)) == len(columns) and len({m.reason for m in MEASURES}) == len(MEASURES)
+    for m in MEASURES:
+        mine = [e for e in expectations if e["kwargs"].get("column") == m.column]
+        assert len(mine) == 1, f"{m.column}: {len(mine)} expectations in submission.json"
+        assert mine[0]["meta"]["reason"] == m.reason, m.column
+        assert parameters_of(mine[0]) == set(m.parameter_names), m.column
+        assert GATE_REASONS[m.reason] == m.en and GATE_REASONS_ZH[m.reason] == m.zh
+        assert m.en and m.zh and m.record_types
+        if m.threshold:
+            assert m.threshold.value(QualityConfig()) == m.threshold.default  # the config key exists
+    for e in expectations:
+        assert e["kwargs"].get("column") in columns, f"{e['kwargs']} names no measure of quality.measures"
+    assert {p for e in expectations for p in parameters_of(e)} == set(suite_parameters(QualityConfig()))
+    assert [m.column for m in MEASURES] == [e["kwargs"]["column"] for e in expectations], "the profile's column order"

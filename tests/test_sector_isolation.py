@@ -31,14 +31,10 @@ from cyberclaims.publication.publish import (
     published_manifest,
     published_tables_from_manifest,
 )
-from cyberclaims.quality.gate import (
-    SECTOR_ACTOR,
-    SectorTestFailure,
-    evaluate_insurer,
-    hold_for_sector_tests,
-    not_delivered_columns,
-    review,
-)
+from cyberclaims.quality.facts import not_delivered_columns
+from cyberclaims.quality.gate import SECTOR_ACTOR, evaluate_insurer
+from cyberclaims.quality.review import review
+from cyberclaims.quality.sector import SectorTestFailure, hold_for_sector_tests
 from cyberclaims.transformation.builds import full_refresh_reason, inputs_fingerprint
 from tests.conftest import ingestion_assets, make_resources, materialize, publication_assets
 
@@ -322,7 +318,7 @@ def test_what_a_failed_build_stopped_on_and_who_it_can_be_blamed_on(workspace):
     lineage, rows of a published submission, a model error or a test failing for most insurers at once
     name nobody to hold."""
     from cyberclaims.orchestration.defs.transformation.project import blocked_message, build_failures
-    from cyberclaims.quality.gate import attribute_sector_failures
+    from cyberclaims.quality.sector import attribute_sector_failures
 
     run_results = {"results": [
         {"unique_id": "model.cyberclaims.fct_claims", "status": "success", "message": None},

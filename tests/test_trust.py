@@ -273,7 +273,7 @@ def test_a_version_one_insurer_alone_changed_is_held_until_the_change_comes_from
         published_manifest,
         published_tables_from_manifest,
     )
-    from cyberclaims.quality.gate import review
+    from cyberclaims.quality.review import review
 
     warehouse = tmp_path / "wh.duckdb"
     sample.scratch_copy(warehouse)

@@ -18,7 +18,7 @@ import duckdb
 import jinja2
 
 from cyberclaims.ingestion.contract import REASON_DESCRIPTIONS
-from cyberclaims.quality.gate import reason_description
+from cyberclaims.quality.gate import reason_description, reason_description_zh
 
 SAMPLES_PER_REASON = 5
 
@@ -130,6 +130,8 @@ def _gate_section(gate: dict | None, history: list[dict]) -> dict | None:
         "status": gate["status"],
         "reasons": gate["reasons"],
         "reason_descriptions": {r: reason_description(r) for r in gate["reasons"]},
+        # The same in Chinese where the registry of submission-level measures has it (quality.measures).
+        "reason_descriptions_zh": {r: reason_description_zh(r) for r in gate["reasons"] if reason_description_zh(r)},
         "manifest_file": gate["manifest_file"],
         "evaluated_at": gate["evaluated_at"].isoformat(timespec="seconds") if gate["evaluated_at"] else None,
         "decided_by": gate["decided_by"],

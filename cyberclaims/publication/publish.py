@@ -647,7 +647,7 @@ def _withdrawn_since(con: duckdb.DuckDBPyConnection, previous: Path | None) -> l
     included = json.loads(row[0][0]) if row else []
     if not included:
         return []
-    # A revoked submission's gate status is `rejected`; its log says `revoked` (quality.gate.review).
+    # A revoked submission's gate status is `rejected`; its log says `revoked` (quality.review.review).
     return [r[0] for r in con.execute(
         "SELECT submission_id FROM wh.control.submission_gate WHERE status = 'rejected' AND submission_id IN "
         "(SELECT unnest($ids)) AND submission_id IN (SELECT submission_id FROM wh.control.submission_gate_log "

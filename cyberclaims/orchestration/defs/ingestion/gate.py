@@ -15,7 +15,8 @@ import dagster as dg
 from cyberclaims.ingestion.config import InsurerConfig
 from cyberclaims.orchestration.defs.ingestion.assets import GROUP, asset_key
 from cyberclaims.orchestration.defs.resources import WRITER_POOL, WarehouseResource
-from cyberclaims.quality.gate import GateError, ReviewError, evaluate_insurer, gate_overview, review
+from cyberclaims.quality.gate import GateError, evaluate_insurer
+from cyberclaims.quality.review import ReviewError, gate_overview, review
 
 HELD_CHECK = "held_submissions"
 DECIDED_CHECK = "decided"

@@ -1,7 +1,7 @@
 """dbt models as Dagster assets: one graph from each insurer's ingestion to the marts.
 
 The build holds, rebuilds and publishes the rest when its blocking tests fail only on rows of new
-submissions (quality.gate.attribute_sector_failures); any other failure fails the step and, with it,
+submissions (quality.sector.attribute_sector_failures); any other failure fails the step and, with it,
 publication."""
 
 import logging
@@ -25,7 +25,7 @@ from cyberclaims.orchestration.defs.transformation.project import (
     dbt_source_fingerprint,
 )
 from cyberclaims.publication.publish import published_manifest, published_submissions
-from cyberclaims.quality.gate import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
+from cyberclaims.quality.sector import SectorTestFailure, attribute_sector_failures, hold_for_sector_tests
 from cyberclaims.transformation.builds import (
     full_refresh_reason,
     inputs_fingerprint,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from cyberclaims.quality.gate import SectorTestFailure, SectorVerdict
+from cyberclaims.quality.sector import SectorTestFailure, SectorVerdict
 from cyberclaims.settings import PROJECT_ROOT, paths
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
