@@ -7,7 +7,9 @@ without a profile never breaks the suite.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,18 +138,38 @@ def _secret():
         yield
 
 
-@pytest.fixture(scope="session")
-def sample(tmp_path_factory) -> IngestedSample:
-    data_dir = tmp_path_factory.mktemp("data")
+def _build_sample(data_dir: Path) -> dict:
     # Small market, defect rates high enough that every defect hits every insurer and record type; big enough
     # that the smallest insurers' monthly files reach the gate's drift threshold (min_previous_rows).
     params = MarketParams(seed=7, n_insureds=1400, first_month="2022-01", last_month="2024-12")
     summary = generate_sample(data_dir, params, DefectRates(*([0.02] * 6)))
     database = data_dir / "warehouse" / "test.duckdb"
-    resources = make_resources(data_dir, database)
-    result = materialize(all_assets(), resources)
+    result = materialize(all_assets(), make_resources(data_dir, database))
     assert result.success
-    return IngestedSample(data_dir, data_dir / "landing", data_dir / "truth", database, summary, resources)
+    return summary
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory, worker_id) -> IngestedSample:
+    """The sample market, ingested, gated and built by dbt. Under pytest-xdist the first worker to need it builds
+    it once (both cores for one build) in the session's shared temporary folder and every worker takes its own
+    copy of the data folder, so no test of one worker can change another's."""
+    data_dir = tmp_path_factory.mktemp("data")
+    if worker_id == "master":
+        summary = _build_sample(data_dir)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "shared-sample"
+        shared.mkdir(exist_ok=True)
+        with open(shared / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = shared / "summary.pickle"
+            if not built.exists():
+                built.write_bytes(pickle.dumps(_build_sample(shared / "data")))
+        shutil.copytree(shared / "data", data_dir, dirs_exist_ok=True, symlinks=True)
+        summary = pickle.loads(built.read_bytes())
+    database = data_dir / "warehouse" / "test.duckdb"
+    return IngestedSample(data_dir, data_dir / "landing", data_dir / "truth", database, summary,
+                          make_resources(data_dir, database))
 
 
 def read_json(path: Path) -> dict:
