@@ -119,7 +119,7 @@ def test_a_reader_group_umask_makes_what_the_cli_and_the_code_location_write_gro
     # `dagster dev -m cyberclaims.orchestration.definitions` and each run worker load the code location; then write the warehouse.
     loaded = subprocess.run(
         [sys.executable, "-c", "from cyberclaims.orchestration.definitions import defs\ndefs()\n"
-         "from cyberclaims import settings\nfrom ingestion import warehouse\n"
+         "from cyberclaims import settings\nfrom cyberclaims.ingestion import warehouse\n"
          "warehouse.connect(settings.paths().warehouse).close()"],
         env=env, capture_output=True, text=True, timeout=600, umask=SHELL_UMASK)
     assert loaded.returncode == 0, loaded.stderr

@@ -192,7 +192,7 @@ def test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh(
     # The incremental models keep rows of earlier builds, so a changed dbt project (a model, a macro,
     # a seed such as an FX rate) must rebuild them whole: the next build is a full refresh, once.
     from cyberclaims.orchestration.defs.transformation.project import dbt_source_fingerprint
-    from cyberclaims.publication.publish import incremental_project
+    from cyberclaims.transformation.builds import incremental_project
 
     with duckdb.connect(str(db)) as con:
         assert incremental_project(con) == dbt_source_fingerprint()
