@@ -99,51 +99,40 @@ def test_materialization_reports_counts(sample):
             assert metadata["files_already_ingested"].value > 0
 
 
-def test_sensor_requests_one_run_per_new_file_keyed_by_content(tmp_path, sample):
+def test_the_landing_sensor_starts_nothing_for_known_files_and_one_run_for_new_ones(tmp_path, sample):
+    """After a cycle, the first sensor evaluation starts nothing (the files' content is in the warehouse, even under
+    a new name); two new files of two insurers start one run naming both; the next tick, with that run on its way,
+    starts nothing more."""
     landing = tmp_path / "landing"
-    shutil.copytree(sample.landing / "dongfang_pc", landing / "dongfang_pc")
+    shutil.copytree(sample.landing, landing)
     defs = load_definitions()
-
     sensor = defs.resolve_sensor_def("landing_sensor")
-    resources = {"landing": LandingZoneResource(path=str(landing))}
-    delivered = sorted((landing / "dongfang_pc").iterdir())
-    # Manifests travel with their data file: they start no run of their own.
-    manifests = [p for p in delivered if p.name.endswith(".manifest.json")]
-    files = [p for p in delivered if p not in manifests]
-    assert manifests and files
+    resources = {"landing": LandingZoneResource(path=str(landing)), "warehouse": sample.resources["warehouse"]}
+    shutil.copy(landing / "dongfang_pc" / "claims_202412.csv", landing / "dongfang_pc" / "claims_202412_resent.csv")
 
     with dg.build_sensor_context(resources=resources) as ctx:
         first = sensor(ctx)
-    assert len(first.run_requests) == len(files)
-    keys = {r.run_key for r in first.run_requests}
-    # A resubmitted file has the same content hash, hence the same run key: Dagster starts it once.
-    assert keys == {f"dongfang_pc:{content_hash(p)}" for p in files}
-    request = first.run_requests[0]
-    assert request.asset_selection == [asset_key("dongfang_pc"), gate_key("dongfang_pc")], "a new file is ingested and decided"
-    config_files = request.run_config["ops"][asset_key("dongfang_pc").to_python_identifier()]["config"]["files"]
-    assert config_files[0].startswith("dongfang_pc/")
+    assert first.run_requests == [], [r.run_config for r in first.run_requests]
 
+    new = {}
+    for insurer_id, old, name in (("dongfang_pc", "claims_202412.csv", "claims_202501.csv"),
+                                  ("changjiang_ins", "CJ_CLAIM_202412.csv", "CJ_CLAIM_202501.csv")):
+        data = (landing / insurer_id / old).read_bytes()  # the valuation date moved on, in the file's own encoding
+        new[insurer_id] = landing / insurer_id / name
+        new[insurer_id].write_bytes(data.replace(b"2024-12-31", b"2025-01-31").replace(b"20241231", b"20250131"))
+        assert content_hash(new[insurer_id]) != content_hash(landing / insurer_id / old)
     with dg.build_sensor_context(cursor=first.cursor, resources=resources) as ctx:
-        assert sensor(ctx).run_requests == []
+        second = sensor(ctx)
+    assert len(second.run_requests) == 1
+    request = second.run_requests[0]
+    assert set(request.asset_selection) == {asset_key(i) for i in new} | {gate_key(i) for i in new}
+    assert {op: c["config"]["files"] for op, c in request.run_config["ops"].items()} == {
+        asset_key(i).to_python_identifier(): [f"{i}/{p.name}"] for i, p in new.items()}
+    job = defs.resolve_job_def("ingest_landing").get_subset(asset_selection=set(request.asset_selection))
+    assert dg.validate_run_config(job, request.run_config)
 
-    new = landing / "dongfang_pc" / "claims_209912.csv"
-    new.write_text("ClaimNo\n", encoding="utf-8")
-    newest = json.loads(first.cursor)["mtime_ns"]
-    os.utime(new, ns=(newest + 1_000_000, newest + 1_000_000))
-    with dg.build_sensor_context(cursor=first.cursor, resources=resources) as ctx:
-        third = sensor(ctx)
-    assert [r.run_key for r in third.run_requests] == [f"dongfang_pc:{content_hash(new)}"]
-
-    # A name with a bidi override is tagged as every listing shows it; the run's config names the real file.
-    hidden = landing / "dongfang_pc" / "claims_2099\u202e13.csv"
-    hidden.write_text("ClaimNo\nC-1\n", encoding="utf-8")
-    os.utime(hidden, ns=(newest + 2_000_000, newest + 2_000_000))
-    with dg.build_sensor_context(cursor=third.cursor, resources=resources) as ctx:
-        (fourth,) = sensor(ctx).run_requests
-    assert fourth.tags["source_file"] == "dongfang_pc/claims_2099\\u202e13.csv"
-    config = fourth.run_config["ops"][asset_key("dongfang_pc").to_python_identifier()]["config"]["files"]
-    assert config == ["dongfang_pc/claims_2099\u202e13.csv"]
-
+    with dg.build_sensor_context(cursor=second.cursor, resources=resources) as ctx:
+        assert sensor(ctx).run_requests == [], "the run for them is on its way"
 
 def test_one_lineage_graph_from_every_insurer_to_the_marts():
     defs = load_definitions()

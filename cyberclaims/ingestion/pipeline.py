@@ -183,6 +183,58 @@ def _refuse(con, cfg: InsurerConfig, relative: str, path: Path, reason: str) -> 
     return FileOutcome(relative, submission_id, "rejected", error=reason)
 
 
+def _seen_unchanged(con: duckdb.DuckDBPyConnection, cfg: InsurerConfig, relative: str, stat) -> str | None:
+    """The submission of a landing file the warehouse has seen unchanged, unless it must be read again (rejected
+    under an earlier version of the insurer's mapping)."""
+    # The inode change time is the kernel's: a file rewritten in place and its mtime set back still has a new one.
+    seen = warehouse.unchanged_file_submission(
+        con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if seen is not None and (known := warehouse.known_submission(con, seen)) is not None and not (
+        known[0] == "rejected" and warehouse.rejected_under_other_mapping(con, seen, cfg.mapping_version)
+    ):
+        return seen
+    return None
+
+
+@dataclass(frozen=True)
+class KnownFiles:
+    """What the warehouse knows of the landing zone, read in two queries, so the landing sensor decides without
+    holding a connection (a reader would keep a run from opening the warehouse for writing)."""
+
+    stats: dict[tuple[str, str], tuple[int, int, int | None, str]]  # (insurer, file) → size, mtime, ctime, submission
+    submissions: dict[str, tuple[str, str, str]]  # submission_id → insurer, status, mapping version
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> KnownFiles:
+        stats = {(i, f): (b, m, c, s) for i, f, b, m, c, s in con.execute(
+            "SELECT insurer_id, source_file, file_bytes, mtime_ns, ctime_ns, submission_id FROM control.landing_file_stats"
+        ).fetchall()}
+        submissions = {s: (i, st, mv) for s, i, st, mv in con.execute(
+            "SELECT submission_id, insurer_id, status, mapping_version FROM control.submissions").fetchall()}
+        return cls(stats, submissions)
+
+    def _holds(self, cfg: InsurerConfig, submission_id: str) -> bool:
+        known = self.submissions.get(submission_id)
+        # A file rejected under an earlier version of the insurer's mapping is read again under the current one.
+        return known is not None and not (known[1] == "rejected" and known[2] != cfg.mapping_version)
+
+    def is_known(self, cfg: InsurerConfig, landing_dir: Path, path: Path) -> bool:
+        """Whether ingesting this landing file would load nothing new: seen unchanged (ingest_file's quick check),
+        or its content already a submission of the insurer."""
+        if _outside_folder(path, landing_dir, cfg.insurer_id) is not None:
+            return False
+        stat = path.stat()
+        seen = self.stats.get((cfg.insurer_id, display_name(path, landing_dir)))
+        if seen is not None and seen[:3] == (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) and self._holds(cfg, seen[3]):
+            return True
+        digest = content_hash(path)
+        first = self.submissions.get(digest)
+        # The submission id of this content for this insurer (warehouse.submission_id_for).
+        submission_id = digest if first is None or first[0] == cfg.insurer_id else hashlib.sha256(
+            f"{cfg.insurer_id}\n{digest}".encode()).hexdigest()
+        return self._holds(cfg, submission_id)
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -196,13 +248,9 @@ def ingest_file(
     if outside is not None:
         return _refuse(con, cfg, relative, path, outside)
     stat = path.stat()
-    # The inode change time is the kernel's: a file rewritten in place and its mtime set back still has a new one.
-    seen = warehouse.unchanged_file_submission(
-        con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    if seen is not None and (known := warehouse.known_submission(con, seen)) is not None and not (
-        known[0] == "rejected" and warehouse.rejected_under_other_mapping(con, seen, cfg.mapping_version)
-    ):
-        return FileOutcome(relative, seen, f"already_{known[0]}")
+    seen = _seen_unchanged(con, cfg, relative, stat)
+    if seen is not None:
+        return FileOutcome(relative, seen, f"already_{warehouse.known_submission(con, seen)[0]}")
     outcome = _ingest_content(con, path, landing_dir, stat.st_size, cfg, pseudonymizer, taxonomy or load_taxonomy())
     warehouse.remember_file_stats(
         con, cfg.insurer_id, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, outcome.submission_id)
