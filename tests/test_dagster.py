@@ -157,6 +157,22 @@ def test_one_lineage_graph_from_every_insurer_to_the_marts():
     assert dbt_keys and all(BUILD_INPUTS in graph.get(k).parent_keys for k in dbt_keys)
 
 
+def test_descriptions_render_placeholders_as_code_not_as_html():
+    """The UI renders descriptions as Markdown, where a bare `<quarter>` is an HTML tag and vanishes: every
+    placeholder in an asset, check, job or sensor description is inside backticks."""
+    import re
+
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    texts = {k.to_user_string(): graph.get(k).description for k in graph.get_all_asset_keys()}
+    texts |= {f"check {c.to_user_string()}": spec.description for c, spec in
+              ((c, graph.get_check_spec(c)) for c in graph.asset_check_keys)}
+    texts |= {f"job {j.name}": j.description for j in defs.resolve_all_job_defs()}
+    texts |= {f"sensor {s.name}": s.description for s in defs.sensors or []}
+    bare = {name: re.findall(r"<[A-Za-z_]+>", re.sub(r"`[^`]*`", "", text or "")) for name, text in texts.items()}
+    assert {name: tags for name, tags in bare.items() if tags} == {}
+
+
 def test_dbt_build_args():
     from cyberclaims.orchestration.defs.transformation.project import dbt_build_args
 

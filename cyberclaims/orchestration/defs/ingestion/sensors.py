@@ -41,7 +41,7 @@ def build_landing_sensor(configs: dict[str, InsurerConfig], job) -> dg.SensorDef
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Starts one ingestion-and-gate run for the files in data/landing/<insurer>/ the warehouse does not know "
+            "Starts one ingestion-and-gate run for the files in `data/landing/<insurer>/` the warehouse does not know "
             "yet (by their stat, then by their content); files it already holds start nothing."
         ),
     )

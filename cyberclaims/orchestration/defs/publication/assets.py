@@ -133,7 +133,7 @@ def _publish(
     kinds={"html", "json"},
     pool=WRITER_POOL,
     description=(
-        "data/feedback/<insurer>/<submission>.{json,html}: per submission, rows delivered / accepted / "
+        "`data/feedback/<insurer>/<submission>.{json,html}`: per submission, rows delivered / accepted / "
         "quarantined by reason with sample rows, warnings, rejection, and the published version it is in. "
         "Each insurer's folder holds only its own submissions."
     ),

@@ -29,9 +29,9 @@ PACK_KEY = dg.AssetKey(["regulator", "pilot_statistics"])
     pool=WRITER_POOL,
     output_required=False,
     description=(
-        "data/regulator/<quarter>/: pilot statistics for the regulator for a quarter and the year to date "
+        "`data/regulator/<quarter>/`: pilot statistics for the regulator for a quarter and the year to date "
         "(workbook with cover and notes, CSV, JSON, HTML/PDF report with charts), with disclosure control. "
-        "The bureau's audit of every cell (contributors, reasons) goes to data/internal/regulator/<quarter>/. "
+        "The bureau's audit of every cell (contributors, reasons) goes to `data/internal/regulator/<quarter>/`. "
         "Without a quarter asked for, nothing is built while the data cover no complete quarter yet."
     ),
 )
