@@ -352,7 +352,7 @@ def _root_cause(error) -> str:
 @click.option("--quarter", default=None, metavar="YYYYQn",
               help="Quarter of the pack, e.g. 2025Q4 (default: the latest complete quarter in the data).")
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Disclosure thresholds and claim size bands (default: regulator/pack.yaml).")
+              help="Disclosure thresholds (default: regulator/pack.yaml; the claim size bands are the dbt seed tax_claim_size_band).")
 def report_regulator(quarter: str | None, rules_file: str | None) -> None:
     """Pilot statistics for the regulator, with disclosure control, into data/regulator/<quarter>/."""
     import duckdb

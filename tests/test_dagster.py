@@ -234,6 +234,9 @@ def test_the_regulator_pack_is_in_the_cycle_and_on_a_quarterly_schedule():
     assert defs.resolve_job_def("regulator_pack").asset_layer.executable_asset_keys == {pack}
     upstream = defs.resolve_assets_def(pack).asset_deps[pack]
     assert dg.AssetKey(["published", "sector_claims"]) in upstream
+    # …and on the dbt marts that define its figures, which are assets of the graph, not stubs.
+    cells = dg.AssetKey(["marts", "reg_cells"])
+    assert cells in upstream and defs.resolve_assets_def(cells).is_executable
 
 
 def test_dbt_source_fingerprint_follows_the_project_files_only(tmp_path):

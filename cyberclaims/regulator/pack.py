@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cyberclaims import csvsafe
 from cyberclaims.publication.publish import PUBLISHED_NAME, published_manifest, published_version
@@ -51,10 +51,8 @@ from cyberclaims.regulator.statistics import (
     Key,
     PackError,
     Period,
-    SeverityBand,
     aggregate,
     attach,
-    build_atoms,
     claims_without_occurrence,
     contributing_insurers,
     data_cutoff,
@@ -74,7 +72,6 @@ TOTAL_LABEL = ("合计", "Total")
 @dataclass(frozen=True)
 class PackConfig:
     rules: DisclosureRules
-    severity_bands: tuple[SeverityBand, ...]
 
 
 class _Strict(BaseModel):
@@ -87,30 +84,20 @@ class _Disclosure(_Strict):
     dominance_share: float = Field(gt=0, le=1)
 
 
-class _Band(_Strict):
-    code: str
-    zh: str
-    en: str
-    upper: Decimal | None
-
-    @field_validator("upper", mode="before")
-    @classmethod
-    def _exact(cls, value):
-        # 0.1 in YAML is a float: read its written digits, not its binary value.
-        return str(value) if isinstance(value, float) else value
-
-
 class _PackFile(_Strict):
     """pack.yaml as written."""
 
     disclosure: _Disclosure
-    severity_bands: list[_Band] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _open_last_band(self):
-        if [b.upper for b in self.severity_bands].count(None) != 1 or self.severity_bands[-1].upper is not None:
-            raise ValueError("exactly the last severity band must have no upper bound")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _bands_live_in_dbt(cls, doc):
+        if isinstance(doc, dict) and "severity_bands" in doc:
+            raise ValueError(
+                "severity_bands are no longer set here: the claim size bands are reference data of the "
+                "warehouse (dbt seed tax_claim_size_band), so the pack's table 7 and every other figure by "
+                "band agree; change the seed and rebuild (`cyberclaims run`)")
+        return doc
 
 
 def load_config(path: Path | None = None) -> PackConfig:
@@ -122,10 +109,7 @@ def load_config(path: Path | None = None) -> PackConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
         raise PackError(f"{path}: not a valid regulator pack configuration ({problems})") from exc
-    return PackConfig(
-        DisclosureRules(**doc.disclosure.model_dump()),
-        tuple(SeverityBand(b.code, b.zh, b.en, b.upper) for b in doc.severity_bands),
-    )
+    return PackConfig(DisclosureRules(**doc.disclosure.model_dump()))
 
 
 @dataclass
@@ -176,14 +160,13 @@ def _grid(stats: dict[Key, CellStats], rows: list[str], columns: list[str] | Non
     return ProtectedTable(list(rows), list(columns or []), cells, fragile=fragile, figures=figures)
 
 
-def _universe(names: dict, dim: str, present: set[str],
-              bands: tuple[SeverityBand, ...], quarters: list[str]) -> list[str]:
+def _universe(names: dict, dim: str, present: set[str], quarters: list[str]) -> list[str]:
     """Rows (or columns) a table lists: the whole taxonomy, plus codes the data holds beyond it."""
-    if dim == "severity_band":
-        return [b.code for b in bands]
-    if dim == "quarter":
+    if dim == "severity_band":  # in the bands' order
+        base = [c for c in names[dim] if c != "unknown"]
+    elif dim == "quarter":
         return quarters
-    if dim == "size":
+    elif dim == "size":
         base = ["sme", "large"]
     elif dim == "pilot":
         base = sorted(c for c in names["pilot"] if c not in ("none", "unknown")) + ["none"]
@@ -192,12 +175,9 @@ def _universe(names: dict, dim: str, present: set[str],
     return base + sorted(present - set(base) - {TOTAL_CODE})
 
 
-def _label(names: dict, dim: str, code: str, bands: tuple[SeverityBand, ...]) -> tuple[str, str]:
+def _label(names: dict, dim: str, code: str) -> tuple[str, str]:
     if code == TOTAL_CODE:
         return TOTAL_LABEL
-    if dim == "severity_band":
-        band = next(b for b in bands if b.code == code)
-        return band.zh, band.en
     if dim == "quarter":
         return code, code
     return names.get(dim, {}).get(code, (code, code))
@@ -247,16 +227,15 @@ def check_quarter(warehouse_path: Path, quarter: str | None) -> str:
 def build_pack(warehouse_path: Path, published_dir: Path, quarter: str | None = None,
                config: PackConfig | None = None) -> tuple[Pack, Audit]:
     config = config or load_config()
-    bands = config.severity_bands
     with attach(warehouse_path) as con:
         quarter, cutoff = _checked_quarter(con, quarter)
         year, q = parse_quarter(quarter)
         version = check_published_version(con, published_dir)
         names = labels(con)
-        protected = _protected(_Aggregates(con, config), names, year, q, config)
+        protected = _protected(_Aggregates(con), names, year, q, config)
         undated = claims_without_occurrence(con)
     periods = {"quarter": quarter_period(year, q), "ytd": ytd_period(year, q)}
-    tables = _tables(protected.stats, protected.layout, protected.grids, names, bands, periods)
+    tables = _tables(protected.stats, protected.layout, protected.grids, names, periods)
     caveats = [(f"{undated} 件赔案缺少事故发生日期，无法归入事故期，未计入赔案相关指标。",
                 f"{undated} claims have no occurrence date and cannot be placed in an accident period; they are "
                 "not in the claim figures.")] if undated else []
@@ -282,34 +261,24 @@ class Protected:
 
 
 class _Aggregates:
-    """Aggregates per period, each computed once: a pack protects the year's earlier quarters too,
-    so the same periods are asked for again."""
+    """The regulator marts' cells per period and cut, each read once: a pack protects the year's
+    earlier quarters too, so the same periods are asked for again."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: PackConfig) -> None:
-        self.con, self.config = con, config
-        self._atoms_of: tuple[dt.date, dt.date] | None = None
-        self._cells: dict[tuple, dict[Key, CellStats]] = {}
-        self._insurers: dict[tuple[dt.date, dt.date], int] = {}
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._cells: dict[tuple[str, str, str | None], dict[Key, CellStats]] = {}
+        self._insurers: dict[str, int] = {}
 
-    def _atoms(self, period: Period) -> None:
-        if self._atoms_of != (period.start, period.end):
-            build_atoms(self.con, period, self.config.severity_bands)
-            self._atoms_of = (period.start, period.end)
-
-    def cells(self, period: Period, row: str, column: str | None, exposure: bool = True,
-              incidents: bool = True) -> dict[Key, CellStats]:
-        key = (period.start, period.end, row, column, exposure, incidents)
+    def cells(self, period: Period, row: str, column: str | None) -> dict[Key, CellStats]:
+        key = (period.id, row, column)
         if key not in self._cells:
-            self._atoms(period)
-            self._cells[key] = aggregate(self.con, row, column, exposure=exposure, incidents=incidents)
+            self._cells[key] = aggregate(self.con, period, row, column)
         return self._cells[key]
 
     def insurers(self, period: Period) -> int:
-        key = (period.start, period.end)
-        if key not in self._insurers:
-            self._atoms(period)
-            self._insurers[key] = contributing_insurers(self.con)
-        return self._insurers[key]
+        if period.id not in self._insurers:
+            self._insurers[period.id] = contributing_insurers(self.con, period)
+        return self._insurers[period.id]
 
 
 def _statistics(aggregates: _Aggregates, year: int, q: int) -> tuple[dict[str, dict[Key, CellStats]], int]:
@@ -320,9 +289,7 @@ def _statistics(aggregates: _Aggregates, year: int, q: int) -> tuple[dict[str, d
         for spec in TABLE_SPECS:
             if period_name in spec.periods and spec.name != "sector_quarter":
                 stats[f"{spec.name}_{period_name}"] = aggregates.cells(
-                    period, spec.row_dim.code, spec.column_dim.code if spec.column_dim else None,
-                    exposure="exposure" in _groups_of(spec), incidents="incidents" in spec.measures)
-        aggregates.cells(period, "sector", None)  # for sector × quarter, while this period's atoms are built
+                    period, spec.row_dim.code, spec.column_dim.code if spec.column_dim else None)
     # Sector totals of each quarter of the year so far are the columns of the sector × quarter table.
     stats["sector_quarter_ytd"] = {
         **{(r, quarter_period(year, j).label): cell for j in range(1, q + 1)
@@ -339,7 +306,7 @@ def _protected(aggregates: _Aggregates, names: dict, year: int, q: int, config: 
     earlier = _protected(aggregates, names, year, q - 1, config) if q > 1 else None
     stats, insurers = _statistics(aggregates, year, q)
     quarter_labels = [quarter_period(year, j).label for j in range(1, q + 1)]
-    layout = _layout(names, stats, config.severity_bands, quarter_labels)
+    layout = _layout(names, stats, quarter_labels)
     grids = _grids(stats, layout)
     carried: list[tuple[str, tuple]] = []
     if earlier is not None:
@@ -386,7 +353,7 @@ class Layout:
     columns: dict[str, list[str] | None]
 
 
-def _layout(names, stats, bands, quarter_labels) -> Layout:
+def _layout(names, stats, quarter_labels) -> Layout:
     rows: dict[str, list[str]] = {}
     columns: dict[str, list[str] | None] = {}
     for spec in TABLE_SPECS:
@@ -395,8 +362,8 @@ def _layout(names, stats, bands, quarter_labels) -> Layout:
         present_columns = {c for _, c in keys}
         for p in spec.periods:
             key = f"{spec.name}_{p}"
-            rows[key] = _universe(names, spec.row_dim.code, present_rows, bands, quarter_labels)
-            columns[key] = (_universe(names, spec.column_dim.code, present_columns, bands, quarter_labels)
+            rows[key] = _universe(names, spec.row_dim.code, present_rows, quarter_labels)
+            columns[key] = (_universe(names, spec.column_dim.code, present_columns, quarter_labels)
                             if spec.column_dim else None)
     return Layout(rows, columns)
 
@@ -452,7 +419,7 @@ def _value(cell: CellStats | None, measure: str):
     return value
 
 
-def _tables(stats, layout: Layout, grids, names, bands, periods: dict[str, Period]) -> list[PackTable]:
+def _tables(stats, layout: Layout, grids, names, periods: dict[str, Period]) -> list[PackTable]:
     tables = []
     for spec in TABLE_SPECS:
         for p in spec.periods:
@@ -471,8 +438,8 @@ def _tables(stats, layout: Layout, grids, names, bands, periods: dict[str, Perio
                             values[m] = _value(source, m)
                             if values[m] is None:
                                 flags[m] = NOT_AVAILABLE
-                    row_zh, row_en = _label(names, spec.row_dim.code, r, bands)
-                    col_zh, col_en = _label(names, spec.column_dim.code, c, bands) if c is not None else (None, None)
+                    row_zh, row_en = _label(names, spec.row_dim.code, r)
+                    col_zh, col_en = _label(names, spec.column_dim.code, c) if c is not None else (None, None)
                     cells.append(Cell(r, row_zh, row_en, c, col_zh, col_en, values, flags))
             period = periods[p]
             tables.append(PackTable(

@@ -1,15 +1,14 @@
 """Quarterly statistics from the regulator marts: every cell's figures and who contributes to it.
 
-The warehouse is attached read-only to an in-memory DuckDB. Every definition lives in dbt, in the
-contracted internal marts of models/marts/regulator (never published): reg_policy_months (one row
-per policy and calendar month with an earned day, earned premium and written premium),
-reg_incidents and reg_claims (latest versions and valuations, with the occurrence date), each row
-carrying its insurer, its insured and the pack's segment of its policy (sector, product, province,
-pilot programme, SME or large). Each period gets three atom tables — the marts' rows in the period,
-a policy's months summed into one row — and every table of the pack is a GROUPING SETS aggregation
-of those atoms, so margins are computed from the same rows as the cells (distinct insureds and
-quantiles included), never added up from rounded cells. Python adds only the period selection, the
-claim size bands of the pack's rules, the ratios and the contributions disclosure control needs.
+The warehouse is attached read-only to an in-memory DuckDB. Every figure is defined in dbt, in the
+contracted internal marts of models/marts/regulator (never published): the atoms (reg_policy_months,
+reg_incidents, reg_claims: each row with its insurer, its insured and the pack's segment of its
+policy), the same atoms per period (reg_period_policies, reg_period_losses: every quarter and year to
+date of the data's years, reg_periods; claim size bands from the seed tax_claim_size_band), and
+every cut of the pack's tables as a GROUPING SETS aggregation of them: reg_cells holds each cell's
+figures, margins included (so margins are computed from the same rows as the cells, distinct insureds
+and quantiles included, never added up from rounded cells), and reg_cell_insurers each insurer's
+contribution to a cell. Python only reads them into the shape disclosure control needs.
 
 Conventions (the notes sheet of the pack states them; dbt implements them):
 - exposure: a policy covers inception (included) to expiry (excluded); it is in force in a period
@@ -27,25 +26,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
 from cyberclaims.regulator.disclosure import Contribution
-from cyberclaims.regulator.model import TOTAL_CODE
 from cyberclaims.settings import limit_memory
 
 QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
-CENT = Decimal("0.01")
-TENTH = Decimal("0.1")
-
-# Atom columns a table can be cut by.
-DIMENSIONS = frozenset({"sector", "product_type", "province", "pilot", "size", "incident_type", "severity_band"})
-
 
 class PackError(ValueError):
     """The pack cannot be built as asked (bad quarter, no data, warehouse not what was published)."""
@@ -56,6 +48,7 @@ class Period:
     label: str
     start: dt.date
     end: dt.date  # included
+    id: str  # period_id of the regulator marts (reg_periods): 2025Q4, 2025Q1-Q4
 
 
 def parse_quarter(text: str) -> tuple[int, int]:
@@ -68,11 +61,11 @@ def parse_quarter(text: str) -> tuple[int, int]:
 def quarter_period(year: int, quarter: int) -> Period:
     start = dt.date(year, 3 * quarter - 2, 1)
     end = (dt.date(year + 1, 1, 1) if quarter == 4 else dt.date(year, 3 * quarter + 1, 1)) - dt.timedelta(days=1)
-    return Period(f"{year}Q{quarter}", start, end)
+    return Period(f"{year}Q{quarter}", start, end, f"{year}Q{quarter}")
 
 
 def ytd_period(year: int, quarter: int) -> Period:
-    return Period(f"{year} Q1–Q{quarter}", dt.date(year, 1, 1), quarter_period(year, quarter).end)
+    return Period(f"{year} Q1–Q{quarter}", dt.date(year, 1, 1), quarter_period(year, quarter).end, f"{year}Q1-Q{quarter}")
 
 
 def latest_complete_quarter(cutoff: dt.date) -> str:
@@ -81,14 +74,6 @@ def latest_complete_quarter(cutoff: dt.date) -> str:
     if cutoff < quarter_period(year, quarter).end:
         year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
     return f"{year}Q{quarter}"
-
-
-@dataclass(frozen=True)
-class SeverityBand:
-    code: str
-    zh: str
-    en: str
-    upper: Decimal | None  # incurred up to and including this (CNY); None = no upper bound
 
 
 @dataclass
@@ -100,7 +85,7 @@ class CellStats:
     loss: Contribution | None = None
 
 
-Key = tuple[str, str]  # (row, column); column TOTAL_CODE for one-way tables
+Key = tuple[str, str]  # (row, column); column "total" (model.TOTAL_CODE) for one-way tables
 
 
 @contextmanager
@@ -121,170 +106,74 @@ def data_cutoff(con: duckdb.DuckDBPyConnection) -> dt.date:
     return cutoff
 
 
-# The pack's dimensions and the columns of the regulator marts (marts/regulator) that hold them.
-SEGMENT = """sector_code as sector, product_type, province_code as province, pilot_programme as pilot,
-        enterprise_size as size"""
+# reg_cells' figure columns → the pack's measures (regulator/model.py), by figure group.
+EXPOSURE_FIGURES = {"policies_in_force": "policies_in_force", "insureds": "insureds",
+                    "exposure_years": "exposure_years", "written_premium": "written_premium_cny",
+                    "earned_premium": "earned_premium_cny"}
+CLAIM_FIGURES = {"claims": "claims", "paid": "paid_cny", "incurred": "incurred_cny",
+                 "severity_median": "severity_median_cny", "severity_p90": "severity_p90_cny",
+                 "report_lag_median": "report_lag_median_days"}
+RATIOS = {"loss_ratio": "loss_ratio", "frequency": "claim_frequency"}
 
 
-def _band_case(bands: Sequence[SeverityBand], incurred: str) -> str:
-    """The claim size band of an incurred amount in CNY."""
-    arms = [f"when {incurred} <= {b.upper} then '{b.code}'" for b in bands if b.upper is not None]
-    last = next(b.code for b in bands if b.upper is None)
-    return f"case {' '.join(arms)} else '{last}' end"
+def cut_id(row: str, column: str | None) -> str:
+    """The cut's name in the regulator marts (dbt var regulator_pack_cuts)."""
+    return "__".join(d for d in (row, column) if d)
 
 
-def build_atoms(con: duckdb.DuckDBPyConnection, period: Period, bands: Sequence[SeverityBand]) -> None:
-    """(Re)create the temp tables policy_atoms, incident_atoms and claim_atoms for the period: the rows
-    of the regulator marts in the period, a policy's months summed into one row."""
-    params = {"s": period.start, "e": period.end}
-    con.execute(
-        f"""
-        create or replace temp table policy_atoms as
-        select
-            policy_key, insured_key, insurer_id, {SEGMENT},
-            sum(earned_days) as earned_days,
-            cast(sum(earned_premium_cny) * 100 as bigint) as earned_fen,
-            cast(sum(written_premium_cny) * 100 as bigint) as written_fen
-        from wh.marts.reg_policy_months
-        where month_start between $s and $e
-        group by all
-        """,
-        params,
-    )
-    con.execute(
-        f"""
-        create or replace temp table incident_atoms as
-        select incident_key, insurer_id, insured_key, incident_type, {SEGMENT}
-        from wh.marts.reg_incidents
-        where occurred_date between $s and $e
-        """,
-        params,
-    )
-    con.execute(
-        f"""
-        create or replace temp table claim_atoms as
-        select claim_key, insurer_id, insured_key, incident_type, {SEGMENT},
-               paid_cny as paid, incurred_cny as incurred, report_lag_days,
-               {_band_case(bands, 'incurred_cny')} as severity_band
-        from wh.marts.reg_claims
-        where occurred_date between $s and $e
-        """,
-        params,
-    )
+def _fen(amount: Decimal | None) -> float:
+    return float(amount * 100) if amount is not None else 0.0
 
 
-def _grouping(row: str, column: str | None) -> tuple[str, list[tuple[str, ...]]]:
-    """Select list of the cell keys, and the grouping sets: the cells and every margin."""
-    if not {row, column} - {None} <= DIMENSIONS:
-        raise ValueError(f"no dimension {row!r} or {column!r} in the atoms")
-    r = row
-    row_key = f"case when grouping({r}) = 1 then '{TOTAL_CODE}' else {r} end as r"
-    if column is None:
-        return f"{row_key}, '{TOTAL_CODE}' as c", [(r,), ()]
-    c = column
-    return (f"{row_key}, case when grouping({c}) = 1 then '{TOTAL_CODE}' else {c} end as c",
-            [(r, c), (r,), (c,), ()])
-
-
-def _sets(sets: list[tuple[str, ...]], *extra: str) -> str:
-    return "grouping sets (" + ", ".join("(" + ", ".join([*s, *extra]) + ")" for s in sets) + ")"
-
-
-def quantile(values: list, q: float, step: Decimal = CENT) -> Decimal | None:
-    """Linear-interpolation quantile (numpy's default), exact in Decimal, rounded half up."""
-    if not values:
-        return None
-    ordered = sorted(Decimal(v) for v in values)
-    position = Decimal(str(q)) * (len(ordered) - 1)
-    lower = int(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    fraction = position - lower
-    value = ordered[lower] + (ordered[upper] - ordered[lower]) * fraction
-    return value.quantize(step, rounding=ROUND_HALF_UP)
-
-
-def _yuan(fen: int) -> Decimal:
-    return Decimal(fen).scaleb(-2)
-
-
-def _ratio(numerator, denominator, step: Decimal, scale: int = 1) -> Decimal | None:
-    if numerator is None or not denominator:
-        return None
-    return (Decimal(numerator) * scale / Decimal(denominator)).quantize(step, rounding=ROUND_HALF_UP)
-
-
-def aggregate(con: duckdb.DuckDBPyConnection, row: str, column: str | None, *,
-              exposure: bool, incidents: bool) -> dict[Key, CellStats]:
-    """Every cell (margins included) of a table cut by `row` × `column` over the current atoms."""
-    keys, grouping = _grouping(row, column)
-    sets, by_insurer_sets = _sets(grouping), _sets(grouping, "insurer_id")
+def aggregate(con: duckdb.DuckDBPyConnection, period: Period, row: str, column: str | None) -> dict[Key, CellStats]:
+    """Every cell (margins included) of the cut `row` × `column` in the period, from reg_cells and
+    reg_cell_insurers: its figures, and its exposure and loss contributions (figure groups the cell
+    has no atoms of, or the cut cannot carry, are absent)."""
+    cut = cut_id(row, column)
+    names = [*EXPOSURE_FIGURES.values(), "incidents", *CLAIM_FIGURES.values(), "loss_insureds", *RATIOS.values()]
+    rows = con.execute(
+        f"select row_code, column_code, {', '.join(names)} from wh.marts.reg_cells where period_id = $p and cut_id = $c",
+        {"p": period.id, "c": cut}).fetchall()
+    if not rows:
+        known = con.execute("select count(*) from wh.marts.reg_cells where cut_id = $c", {"c": cut}).fetchall()[0][0]
+        raise PackError(
+            f"the regulator marts have no figures for {period.label} by {cut.replace('__', ' × ')}: "
+            + ("the period is outside the data's years" if known else
+               "add the cut to dbt var regulator_pack_cuts and rebuild (`cyberclaims run`)"))
     cells: dict[Key, CellStats] = {}
-
-    def cell(k: Key) -> CellStats:
-        return cells.setdefault(k, CellStats())
-
-    if exposure:
-        for r, c, n, insureds, days, written, earned in con.execute(
-            # An empty period still has its grand total row, with null sums.
-            f"""select {keys}, count(*), count(distinct insured_key), coalesce(sum(earned_days), 0),
-                       coalesce(sum(written_fen), 0), coalesce(sum(earned_fen), 0)
-                from policy_atoms group by {sets}"""
-        ).fetchall():
-            years = (Decimal(days) / 365).quantize(CENT, rounding=ROUND_HALF_UP)
-            cell((r, c)).values.update(
-                policies_in_force=n, insureds=insureds, exposure_years=years,
-                written_premium=_yuan(written), earned_premium=_yuan(earned))
-            cell((r, c)).exposure = Contribution(insured_count=insureds)
-        for r, c, insurer, written, earned in con.execute(
-            f"""select {keys}, insurer_id, sum(written_fen), sum(earned_fen)
-                from policy_atoms group by {by_insurer_sets}"""
-        ).fetchall():
-            contribution = cells[(r, c)].exposure
-            contribution.by_insurer[insurer] = float(earned)
-            contribution.amounts.setdefault("written_premium", {})[insurer] = float(written)
-
-    for r, c, n, paid, incurred, severities, lags in con.execute(
-        f"""select {keys}, count(*), coalesce(sum(paid), 0), coalesce(sum(incurred), 0),
-                   list(incurred) filter (where incurred > 0), list(report_lag_days) filter (where report_lag_days is not null)
-            from claim_atoms group by {sets}"""
-    ).fetchall():
-        cell((r, c)).values.update(
-            claims=n, paid=Decimal(paid).quantize(CENT), incurred=Decimal(incurred).quantize(CENT),
-            severity_median=quantile(severities or [], 0.5), severity_p90=quantile(severities or [], 0.9),
-            report_lag_median=quantile(lags or [], 0.5, TENTH))
-    # Loss contributors: whoever reports an incident or a claim in the cell. Distinct insureds are
-    # counted here, where the data are, never carried into Python as sets.
-    dims = ", ".join(d for d in (row, column) if d)
-    reported = f"select {dims}, insurer_id, insured_key from claim_atoms" + (
-        f" union all select {dims}, insurer_id, insured_key from incident_atoms" if incidents else "")
-    for r, c, insureds in con.execute(
-        f"select {keys}, count(distinct insured_key) from ({reported}) group by {sets}"
-    ).fetchall():
-        cell((r, c)).loss = Contribution(insured_count=insureds)
-    for r, c, insurer in con.execute(f"select {keys}, insurer_id from ({reported}) group by {by_insurer_sets}").fetchall():
-        cells[(r, c)].loss.by_insurer[insurer] = 0.0
-    for r, c, insurer, paid, incurred in con.execute(
-        f"""select {keys}, insurer_id, sum(paid), sum(incurred) from claim_atoms group by {by_insurer_sets}"""
-    ).fetchall():
-        contribution = cells[(r, c)].loss
-        contribution.by_insurer[insurer] = float(incurred)
-        contribution.amounts.setdefault("paid", {})[insurer] = float(paid)
-    if incidents:
-        for r, c, n in con.execute(f"select {keys}, count(*) from incident_atoms group by {sets}").fetchall():
-            cell((r, c)).values["incidents"] = n
-    for stats in cells.values():
-        v = stats.values
-        v["loss_ratio"] = _ratio(v.get("incurred", Decimal(0)), v.get("earned_premium"), Decimal("0.0001"))
-        v["frequency"] = _ratio(v.get("claims", 0), v.get("exposure_years"), CENT, scale=100)
+    for r, c, *figures in rows:
+        f = dict(zip(names, figures, strict=True))
+        stats = cells[(r, c)] = CellStats()
+        if f["policies_in_force"] is not None:
+            stats.values.update({m: f[col] for m, col in EXPOSURE_FIGURES.items()})
+            stats.exposure = Contribution(insured_count=f["insureds"])
+        if f["claims"] is not None:
+            stats.values.update({m: f[col] for m, col in CLAIM_FIGURES.items()})
+        if f["incidents"] is not None:
+            stats.values["incidents"] = f["incidents"]
+        if f["loss_insureds"] is not None:
+            stats.loss = Contribution(insured_count=f["loss_insureds"])
+        stats.values.update({m: f[col] for m, col in RATIOS.items()})
+    for r, c, insurer, written, earned, paid, incurred, reports_loss in con.execute(
+        """select row_code, column_code, insurer_id, written_premium_cny, earned_premium_cny, paid_cny,
+                  incurred_cny, reports_loss
+           from wh.marts.reg_cell_insurers where period_id = $p and cut_id = $c""",
+        {"p": period.id, "c": cut}).fetchall():
+        stats = cells[(r, c)]
+        if earned is not None and stats.exposure is not None:
+            stats.exposure.by_insurer[insurer] = _fen(earned)
+            stats.exposure.amounts.setdefault("written_premium", {})[insurer] = _fen(written)
+        if reports_loss and stats.loss is not None:
+            stats.loss.by_insurer[insurer] = float(incurred) if incurred is not None else 0.0
+            if incurred is not None:
+                stats.loss.amounts.setdefault("paid", {})[insurer] = float(paid)
     return cells
 
 
-def contributing_insurers(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute(
-        """select count(distinct insurer_id) from (
-               select insurer_id from policy_atoms union all select insurer_id from incident_atoms
-               union all select insurer_id from claim_atoms)"""
-    ).fetchall()[0][0]
+def contributing_insurers(con: duckdb.DuckDBPyConnection, period: Period) -> int:
+    """Insurers with a policy, an incident or a claim in the period."""
+    return con.execute("select count(distinct insurer_id) from wh.marts.reg_cell_insurers where period_id = $p",
+                       {"p": period.id}).fetchall()[0][0]
 
 
 def claims_without_occurrence(con: duckdb.DuckDBPyConnection) -> int:
@@ -306,6 +195,9 @@ def labels(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, str
         "select pilot_programme from wh.marts.reg_pilot_programmes").fetchall()}
     out["pilot"]["none"] = ("非试点", "Non-pilot")
     out["size"] = {"sme": ("中小企业", "SME"), "large": ("大型企业", "Large enterprise")}
+    # Claim size bands in their order (seed tax_claim_size_band).
+    out["severity_band"] = {code: (zh, en) for code, zh, en in con.execute(
+        "select claim_size_band, name_zh, name_en from wh.reference.tax_claim_size_band order by sort_order").fetchall()}
     for names in out.values():
         names.setdefault("unknown", ("未知", "Unknown"))
     return out

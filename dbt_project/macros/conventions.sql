@@ -130,7 +130,7 @@ ranked as (
     `premium` (CNY, 2 dp): premium × days ÷ term, rounded half up to the fen, in exact integer
     arithmetic on fen (never through a double). -#}
 {% macro earned_premium(premium, days, term_days) -%}
-    cast(cast((2 * cast(round({{ premium }} * 100) as bigint) * {{ days }} + {{ term_days }}) // (2 * {{ term_days }}) as decimal(38, 0)) * 0.01 as decimal(20, 2))
+    cast(cast({{ integer_div('2 * cast(round(' ~ premium ~ ' * 100) as bigint) * ' ~ days ~ ' + ' ~ term_days, '2 * ' ~ term_days) }} as decimal(38, 0)) * 0.01 as decimal(20, 2))
 {%- endmacro %}
 
 {#- A submission's rows reach the models when its gate status admits them: passed the submission
@@ -198,4 +198,28 @@ ranked as (
         when {{ mantissa }} >= sqrt(2) then 2 * {{ magnitude }}
         else {{ magnitude }}
     end as {{ type }})
+{%- endmacro %}
+
+{#- numerator ÷ denominator (integers, denominator not 0) as a DECIMAL with `scale` decimals, rounded
+    half away from zero, in exact integer arithmetic (a DECIMAL division would be a double). -#}
+{% macro div_half_up(numerator, denominator, scale) -%}
+    {%- set unit = '1' if scale == 0 else '0.' ~ ('0' * (scale - 1)) ~ '1' -%}
+    {%- set n = '(' ~ numerator ~ ')' -%}
+    {%- set d = '(' ~ denominator ~ ')' -%}
+    cast(cast(sign({{ n }}) * sign({{ d }}) * {{ integer_div('2 * abs(' ~ n ~ ') * ' ~ (10 ** scale) ~ ' + abs(' ~ d ~ ')', '2 * abs(' ~ d ~ ')') }} as decimal(38, 0)) * {{ unit }} as decimal(38, {{ scale }}))
+{%- endmacro %}
+
+{#- Quantile q (0–1) of a sorted list (sorted_list_of), by linear interpolation between the two
+    nearest ranks (numpy's default), exact in DECIMAL and rounded half away from zero to `scale`
+    decimals; null for an empty or null list. -#}
+{% macro exact_quantile(values, q, scale) -%}
+    {%- set n = list_length(values) -%}
+    {%- set position = 'cast(' ~ q ~ ' as decimal(10, 6)) * (' ~ n ~ ' - 1)' -%}
+    {%- set lower = 'cast(floor(' ~ position ~ ') as bigint) + 1' -%}
+    {%- set upper = 'least(' ~ lower ~ ' + 1, ' ~ n ~ ')' -%}
+    case when {{ n }} > 0 then cast(round(
+        {{ list_element(values, lower) }}
+        + ({{ list_element(values, upper) }} - {{ list_element(values, lower) }})
+          * ({{ position }} - floor({{ position }})),
+        {{ scale }}) as decimal(38, {{ scale }})) end
 {%- endmacro %}

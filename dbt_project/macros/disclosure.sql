@@ -175,7 +175,7 @@ levelled as (
         {% endfor -%}
         {% for d in dims %}pairs.{{ d }},
         {% endfor -%}
-        coalesce(exact.cell_insureds, pairs.pairs // (select per_insured from {{ name }}_multiplicity)) as cell_insureds
+        coalesce(exact.cell_insureds, {{ integer_div('pairs.pairs', '(select per_insured from ' ~ name ~ '_multiplicity)') }}) as cell_insureds
     from {{ name }}_pairs as pairs
     left join {{ name }}_exact as exact
         using ({% for k in keys %}{{ k }}, {% endfor %}{{ dims | join(', ') }})

@@ -133,3 +133,43 @@
 {% macro duckdb__stable_hash(expr) -%}
     hash({{ expr }})
 {%- endmacro %}
+
+{#- The values of an aggregate's rows where `condition` holds, as one list in ascending order (null
+    when no row qualifies). -#}
+{% macro sorted_list_of(expr, condition='true') -%}
+    {{ return(adapter.dispatch('sorted_list_of', 'cyberclaims')(expr, condition)) }}
+{%- endmacro %}
+
+{% macro default__sorted_list_of(expr, condition) -%}
+    {{ _not_implemented('sorted_list_of') }}
+{%- endmacro %}
+
+{% macro duckdb__sorted_list_of(expr, condition) -%}
+    list({{ expr }} order by {{ expr }}) filter (where {{ condition }})
+{%- endmacro %}
+
+{#- Number of elements of a list value. -#}
+{% macro list_length(list) -%}
+    {{ return(adapter.dispatch('list_length', 'cyberclaims')(list)) }}
+{%- endmacro %}
+
+{% macro default__list_length(list) -%}
+    cardinality({{ list }})
+{%- endmacro %}
+
+{% macro duckdb__list_length(list) -%}
+    len({{ list }})
+{%- endmacro %}
+
+{#- Integer division of two integer values (an integer-valued DECIMAL too), truncated toward zero. -#}
+{% macro integer_div(numerator, denominator) -%}
+    {{ return(adapter.dispatch('integer_div', 'cyberclaims')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__integer_div(numerator, denominator) -%}
+    {{ _not_implemented('integer_div') }}
+{%- endmacro %}
+
+{% macro duckdb__integer_div(numerator, denominator) -%}
+    cast(cast({{ numerator }} as hugeint) // cast({{ denominator }} as hugeint) as bigint)
+{%- endmacro %}

@@ -14,15 +14,17 @@ REGULATOR_JOB = "regulator_pack"
 
 class RegulatorPackConfig(dg.Config):
     quarter: str | None = None  # e.g. "2025Q4"; default: the latest complete quarter in the data
-    rules_file: str | None = None  # thresholds and bands; default: regulator/pack.yaml
+    rules_file: str | None = None  # disclosure thresholds; default: regulator/pack.yaml
 
 
 PACK_KEY = dg.AssetKey(["regulator", "pilot_statistics"])
+# The internal dbt marts the pack reads (models/marts/regulator), besides the published version.
+PACK_MARTS = [dg.AssetKey(["marts", m]) for m in ("reg_cells", "reg_cell_insurers", "reg_pilot_programmes")]
 
 
 @dg.asset(
     key=PACK_KEY,
-    deps=[PUBLISHED_KEY],
+    deps=[PUBLISHED_KEY, *PACK_MARTS],
     group_name="regulator",
     kinds={"excel", "html", "json"},
     # Reads the warehouse: it must not overlap a writer.
