@@ -124,6 +124,57 @@ def all_assets() -> list[dg.AssetsDefinition]:
     return [*ingestion_assets(), build_dbt_assets()]
 
 
+# The tests that take minutes, with their seconds on the 2-core machines (rounded; a rough guide, only their
+# order matters), and the build of the session's sample by the first worker to need it.
+LONG_TESTS = {
+    "tests/test_cli_e2e.py::test_generate_then_run_twice": 550,
+    "tests/test_marts.py::test_a_new_monthly_submission_processed_incrementally_equals_a_full_refresh": 300,
+    "tests/test_gate.py::test_a_bad_submission_is_held_with_feedback_while_the_others_publish": 230,
+    "tests/test_sector_isolation.py::test_a_submission_failing_a_sector_test_is_held_and_the_others_are_published": 185,
+    "tests/test_hardening_market.py::test_every_hostile_file_at_once_leaves_the_sector_cycle_publishing_and_no_identifier_anywhere":
+        185,
+    "tests/test_sector_isolation.py::test_a_revoked_submission_leaves_the_next_published_version": 180,
+    "tests/test_sector_isolation.py::test_fields_an_insurer_does_not_deliver_are_unknown_in_the_marts_and_in_the_completeness_view":
+        130,
+    "tests/test_onboarding.py::test_a_broken_config_and_a_crashing_reader_leave_every_other_insurer_published": 125,
+    "tests/test_sector_isolation.py::test_a_failure_no_submission_can_be_held_for_blocks_publication_and_status_says_why": 125,
+    "tests/test_publication.py::test_a_failing_dbt_test_stops_publication_in_dagster": 60,
+}
+SAMPLE_BUILD = 140
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's worksteal each worker starts on its share of the collection (the first worker the
+    first n/workers tests, and so on) from the front, and a worker that runs out steals from the back of
+    another's share. A long test queued late thus leaves the other worker idle at the end, and a worker whose
+    first test needs the sample waits while another builds it. So the long tests go first in the shares,
+    balanced longest first (the sample's build counts for every share whose first test needs it), and the
+    other tests keep their order behind them. Every test still runs, once; without xdist nothing moves."""
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    long = sorted((item for item in items if item.nodeid in LONG_TESTS), key=lambda item: -LONG_TESTS[item.nodeid])
+    if workers < 2 or not long:
+        return
+    sizes, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    heads: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for item in long:
+        share = min(range(workers), key=lambda k: load[k])
+        if not heads[share] and "sample" in item.fixturenames:
+            load[share] += SAMPLE_BUILD
+        heads[share].append(item)
+        load[share] += LONG_TESTS[item.nodeid]
+    rest = [item for item in items if item.nodeid not in LONG_TESTS]
+    ordered = []
+    for share, head in enumerate(heads):
+        n = max(0, sizes[share] - len(head))
+        ordered += head + rest[:n]
+        rest = rest[n:]
+    items[:] = ordered + rest
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _dbt_manifest():
     project = dbt_project()
